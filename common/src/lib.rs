@@ -1,0 +1,31 @@
+//! The blindscore protocol, shared by client and server. No I/O happens here.
+//!
+//! * [`params`]: the parameter table compiled into every build, keyed by [`ParamId`].
+//! * [`budget`]: the one noise budget function that owns Delta, value widths and wire widths.
+//! * [`layout`]: column and grouped layouts, block geometry and the cost model that picks b.
+//! * [`catalog`]: quantized catalogs and the [`CatalogShape`] both sides derive.
+//! * [`digest`]: catalog versions (content digests) and the public mask seed.
+//! * [`masks`]: the masks a_g, expanded by tfhe's seeded generator.
+//! * [`fourier`]: the negacyclic FFT and the exact integer product.
+//! * [`bitpack`] and [`wire`]: bit-packed words and versioned messages.
+//! * [`encoding`]: wire words, rounding and centring mod 2^hi.
+
+pub mod bitpack;
+pub mod budget;
+pub mod catalog;
+pub mod digest;
+pub mod encoding;
+pub mod error;
+pub mod fourier;
+pub mod layout;
+pub mod masks;
+pub mod params;
+pub mod wire;
+
+pub use budget::NoiseBudget;
+pub use catalog::{CatalogShape, LayoutChoice, QuantizedCatalog};
+pub use digest::CatalogVersion;
+pub use error::ProtocolError;
+pub use layout::{Geometry, Layout};
+pub use params::{GlweParams, ParamId};
+pub use wire::{CatalogDescription, CatalogRef, HintMessage, QueryMessage, ResponseMessage};
