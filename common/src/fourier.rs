@@ -15,6 +15,7 @@ pub use tfhe::core_crypto::fft_impl::fft64::c64;
 pub struct NegacyclicFft {
     fft: Fft,
     buffers: ComputationBuffers,
+    scratch_bytes: usize,
     n: usize,
 }
 
@@ -31,8 +32,14 @@ impl NegacyclicFft {
         let view = fft.as_view();
         let req = view.forward_scratch().or(view.backward_scratch());
         let mut buffers = ComputationBuffers::new();
-        buffers.resize(req.unaligned_bytes_required());
-        NegacyclicFft { fft, buffers, n }
+        let scratch_bytes = req.unaligned_bytes_required();
+        buffers.resize(scratch_bytes);
+        NegacyclicFft { fft, buffers, scratch_bytes, n }
+    }
+
+    /// Overwrite the scratch space with zeros (it may hold transforms of secret data).
+    pub fn wipe_scratch(&mut self) {
+        let _ = self.buffers.stack().make_aligned_with::<u8>(self.scratch_bytes, 1, |_| 0);
     }
 
     /// Polynomial size N.

@@ -20,6 +20,7 @@ pub mod fourier;
 pub mod layout;
 pub mod masks;
 pub mod params;
+pub mod quant;
 pub mod wire;
 
 pub use budget::NoiseBudget;

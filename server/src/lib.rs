@@ -1,0 +1,179 @@
+//! The blindscore server's evaluator: it holds catalogs in the Fourier domain and scores
+//! encrypted queries against them. It holds no key of any kind, and this crate does not
+//! depend on the client's key code.
+//!
+//! * [`fourier_catalog`]: the catalog transformed once per version, laid out for the scan.
+//! * [`hint`]: the exact catalog hint, once per version.
+//! * [`evaluator`]: per-query (and batched) body-only multiply-accumulate.
+//! * [`simd`]: the AVX-512 inner loop and its portable twin.
+//! * [`ServedCatalog`]: one catalog version ready to serve: description, hint, scan.
+
+pub mod evaluator;
+pub mod fourier_catalog;
+pub mod hint;
+pub mod simd;
+
+use blindscore_common::digest::{catalog_version, sha256, VersionInput};
+use blindscore_common::masks::Masks;
+use blindscore_common::wire::{self, WIRE_VERSION};
+use blindscore_common::{
+    bitpack, CatalogDescription, CatalogRef, CatalogShape, GlweParams, HintMessage, LayoutChoice,
+    ProtocolError, QuantizedCatalog, QueryMessage, ResponseMessage,
+};
+
+pub use evaluator::{Evaluator, PreparedQuery};
+pub use fourier_catalog::{FourierCatalog, Progress};
+pub use simd::Kernel;
+
+/// Room for a message's header around its payload when decoding.
+const HEADER_ALLOWANCE: u64 = 4096;
+
+/// One catalog version, ready to serve.
+pub struct ServedCatalog {
+    catalog_ref: CatalogRef,
+    shape: CatalogShape,
+    description: CatalogDescription,
+    hint_message: Vec<u8>,
+    fourier: FourierCatalog,
+    kernel: Kernel,
+}
+
+/// What to build a served catalog from.
+pub struct CatalogSource<'a> {
+    /// Operator-chosen name.
+    pub catalog_id: &'a str,
+    /// Parameter set.
+    pub params: &'static GlweParams,
+    /// The quantized item vectors.
+    pub catalog: &'a QuantizedCatalog,
+    /// Per-item scales (may be empty); part of the version.
+    pub scales: &'a [f32],
+    /// Width of query values, bits.
+    pub query_bits: u32,
+    /// Layout fixed or chosen by the cost model.
+    pub layout: LayoutChoice,
+}
+
+impl ServedCatalog {
+    /// Compute the shape and version, transform the catalog and compute the hint.
+    /// `progress` is called with (step, blocks done, blocks in all), step being
+    /// "fourier" or "hint".
+    pub fn build(source: &CatalogSource<'_>, progress: &(dyn Fn(&str, usize, usize) + Sync)) -> Result<Self, ProtocolError> {
+        wire::validate_catalog_id(source.catalog_id)?;
+        let catalog = source.catalog;
+        if !source.scales.is_empty() && source.scales.len() != catalog.items() {
+            return Err(ProtocolError::WrongLength { what: "item scales", found: source.scales.len(), expected: catalog.items() });
+        }
+        let shape = CatalogShape::for_catalog(source.params, catalog, source.query_bits, source.layout)?;
+        let version = catalog_version(&VersionInput {
+            params: source.params.id,
+            layout: shape.layout,
+            catalog_bits: shape.catalog_bits,
+            query_bits: shape.query_bits,
+            delta_log2: shape.budget.delta_log2,
+            dimension: catalog.dimension(),
+            scales: source.scales,
+            values: catalog.values(),
+        });
+        let catalog_ref = CatalogRef { param_id: source.params.id, catalog_id: source.catalog_id.to_string(), version };
+        let masks = Masks::derive(source.params, source.catalog_id, &version, shape.geometry.groups());
+        let fourier = FourierCatalog::build(&shape, catalog, &|d, t| progress("fourier", d, t));
+        let exact = hint::exact_hint(&shape, catalog, &masks, &|d, t| progress("hint", d, t));
+        let words = hint::hint_words(&shape, &exact);
+        let hint_message = wire::encode(&HintMessage {
+            wire_version: WIRE_VERSION,
+            catalog: catalog_ref.clone(),
+            words: bitpack::pack(&words, shape.budget.hint_bits()),
+        });
+        let description = CatalogDescription::new(catalog_ref.clone(), &shape, sha256(&hint_message));
+        Ok(ServedCatalog { catalog_ref, shape, description, hint_message, fourier, kernel: Kernel::detect() })
+    }
+
+    /// Use a given kernel for scoring (the portable one, e.g., to compare).
+    pub fn set_kernel(&mut self, kernel: Kernel) {
+        self.kernel = if kernel.is_available() { kernel } else { Kernel::Portable };
+    }
+
+    /// Which catalog version this is.
+    pub fn catalog_ref(&self) -> &CatalogRef {
+        &self.catalog_ref
+    }
+
+    /// Shape and budget.
+    pub fn shape(&self) -> &CatalogShape {
+        &self.shape
+    }
+
+    /// What clients fetch first.
+    pub fn description(&self) -> &CatalogDescription {
+        &self.description
+    }
+
+    /// The encoded hint message (its SHA-256 is in the description).
+    pub fn hint_message(&self) -> &[u8] {
+        &self.hint_message
+    }
+
+    /// The Fourier catalog.
+    pub fn fourier(&self) -> &FourierCatalog {
+        &self.fourier
+    }
+
+    /// An evaluator over this catalog.
+    pub fn evaluator(&self) -> Evaluator<'_> {
+        Evaluator::with_kernel(&self.shape, &self.fourier, self.kernel)
+    }
+
+    /// Largest encoded query this catalog accepts.
+    pub fn max_query_bytes(&self) -> u64 {
+        self.shape.query_payload_bytes() as u64 + HEADER_ALLOWANCE
+    }
+
+    /// Decode and check an encoded query against this version.
+    pub fn decode_query(&self, bytes: &[u8]) -> Result<QueryMessage, ProtocolError> {
+        let query: QueryMessage = wire::decode(bytes, self.max_query_bytes())?;
+        query.check(&self.catalog_ref, &self.shape)?;
+        Ok(query)
+    }
+
+    /// Score several encoded queries in one pass; each gets its own result.
+    pub fn score_encoded_batch(&self, queries: &[&[u8]]) -> Vec<Result<Vec<u8>, ProtocolError>> {
+        let evaluator = self.evaluator();
+        let prepared: Vec<Result<PreparedQuery, ProtocolError>> =
+            queries.iter().map(|q| self.decode_query(q).and_then(|m| evaluator.prepare(&m))).collect();
+        let mut good: Vec<PreparedQuery> = Vec::new();
+        let mut slots = Vec::with_capacity(prepared.len());
+        for p in prepared {
+            match p {
+                Ok(q) => {
+                    slots.push(Ok(good.len()));
+                    good.push(q);
+                }
+                Err(e) => slots.push(Err(e)),
+            }
+        }
+        let mut words = evaluator.score_batch(&good).into_iter().map(Some).collect::<Vec<_>>();
+        slots
+            .into_iter()
+            .map(|slot| {
+                slot.map(|i| {
+                    let w = words[i].take().unwrap_or_default();
+                    self.encode_response(&w)
+                })
+            })
+            .collect()
+    }
+
+    /// Score one encoded query and encode the response.
+    pub fn score_encoded(&self, query: &[u8]) -> Result<Vec<u8>, ProtocolError> {
+        self.score_encoded_batch(&[query]).pop().unwrap_or_else(|| Err(ProtocolError::Malformed("no query".into())))
+    }
+
+    fn encode_response(&self, words: &[u64]) -> Vec<u8> {
+        wire::encode(&ResponseMessage {
+            wire_version: WIRE_VERSION,
+            catalog: self.catalog_ref.clone(),
+            scores: bitpack::pack(words, self.shape.budget.response_bits()),
+        })
+    }
+}

@@ -1,0 +1,69 @@
+//! Helpers shared by the integration tests: catalogs, queries and the full
+//! encrypt-score-decrypt loop through the real server and client code.
+#![allow(dead_code)]
+
+use blindscore_client::PreparedCatalog;
+use blindscore_common::params::DEFAULT_PARAMS;
+use blindscore_common::{Layout, LayoutChoice, QuantizedCatalog};
+use blindscore_server::{CatalogSource, ServedCatalog};
+
+/// A small deterministic generator (tests must be reproducible).
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 >> 11
+    }
+
+    /// Uniform in [-max, max].
+    pub fn value(&mut self, max: i32) -> i32 {
+        (self.next() % (2 * max as u64 + 1)) as i32 - max
+    }
+}
+
+pub fn random_catalog(items: usize, d: usize, bits: u32, seed: u64) -> QuantizedCatalog {
+    let max = (1 << (bits - 1)) - 1;
+    let mut rng = Lcg(seed);
+    let values = (0..items * d).map(|_| rng.value(max) as i16).collect();
+    QuantizedCatalog::new(d, bits, values).unwrap()
+}
+
+pub fn random_query(d: usize, bits: u32, seed: u64) -> Vec<i32> {
+    let max = (1 << (bits - 1)) - 1;
+    let mut rng = Lcg(seed ^ 0xdead_beef);
+    (0..d).map(|_| rng.value(max)).collect()
+}
+
+pub fn serve(catalog: &QuantizedCatalog, layout: Layout, query_bits: u32) -> ServedCatalog {
+    ServedCatalog::build(
+        &CatalogSource {
+            catalog_id: "test",
+            params: DEFAULT_PARAMS,
+            catalog,
+            scales: &[],
+            query_bits,
+            layout: LayoutChoice::Fixed(layout),
+        },
+        &|_, _, _| {},
+    )
+    .unwrap()
+}
+
+pub fn prepare(served: &ServedCatalog) -> PreparedCatalog {
+    PreparedCatalog::new(served.description(), served.hint_message()).unwrap()
+}
+
+/// Encrypt, score through the server's byte interface, decrypt.
+pub fn round_trip(served: &ServedCatalog, prepared: &PreparedCatalog, query: &[i32]) -> Vec<i64> {
+    let encrypted = prepared.encrypt(query).unwrap();
+    let response = served.score_encoded(&encrypted.bytes).unwrap();
+    encrypted.pending.decrypt(prepared, &response).unwrap()
+}
+
+/// Number of scores that differ from the plaintext dot products.
+pub fn wrong_scores(catalog: &QuantizedCatalog, query: &[i32], scores: &[i64]) -> usize {
+    let expected = catalog.plaintext_scores(query);
+    assert_eq!(expected.len(), scores.len());
+    expected.iter().zip(scores).filter(|(a, b)| a != b).count()
+}
