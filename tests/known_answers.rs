@@ -1,0 +1,101 @@
+//! Known-answer tests: the masks for a fixed (parameter id, catalog id, version), and the
+//! fast encryption against tfhe's own seeded GLWE encryption for a fixed key, masks and
+//! noise. A silent change in tfhe's mask expansion or noise sampling fails here first.
+
+mod common;
+
+use blindscore_client::{PreparedCatalog, SecretKey};
+use blindscore_common::digest::{mask_seed, CatalogVersion};
+use blindscore_common::masks::Masks;
+use blindscore_common::params::{ParamId, DEFAULT_PARAMS};
+use blindscore_common::wire::CatalogRef;
+use blindscore_common::{CatalogShape, Layout};
+use common::Lcg;
+use tfhe::core_crypto::commons::math::random::{CompressionSeed, Seed};
+use tfhe::core_crypto::prelude::*;
+
+fn kat_ref() -> CatalogRef {
+    CatalogRef { param_id: ParamId(1), catalog_id: "kat".into(), version: CatalogVersion([7; 32]) }
+}
+
+#[test]
+fn mask_seed_and_first_mask_coefficients() {
+    let r = kat_ref();
+    let seed = mask_seed(r.param_id, &r.catalog_id, &r.version);
+    let masks = Masks::derive(DEFAULT_PARAMS, &r.catalog_id, &r.version, 2);
+    assert_eq!(seed, KAT_SEED);
+    assert_eq!(&masks.mask(0)[..4], &KAT_MASK0);
+    assert_eq!(&masks.mask(1)[..2], &KAT_MASK1);
+    // The masks of the first ciphertexts do not depend on how many are expanded.
+    let more = Masks::derive(DEFAULT_PARAMS, &r.catalog_id, &r.version, 5);
+    assert_eq!(more.mask(1), masks.mask(1));
+}
+
+// Recorded with tfhe 1.8.2; a different value means the seed derivation or tfhe's mask
+// expansion changed, and every score of every deployed client would be garbage.
+const KAT_SEED: u128 = 0x76a4d5eb3fba8d17d5f9898f56f1c640;
+const KAT_MASK0: [u64; 4] = [0xc134e997e4044251, 0x608fa8295f30f807, 0xd8492c74e70389ba, 0x8b0bfe50ec2a3bdd];
+const KAT_MASK1: [u64; 2] = [0x6a394536b3e02022, 0x3dc93d8703cda6d2];
+
+struct FixedSeeder(u128);
+
+impl Seeder for FixedSeeder {
+    fn seed(&mut self) -> Seed {
+        Seed(self.0)
+    }
+    fn is_available() -> bool {
+        true
+    }
+}
+
+fn check_fast_encryption_equals_tfhe(layout: Layout, d: usize) {
+    let params = DEFAULT_PARAMS;
+    let n = params.polynomial_size.0;
+    let shape = CatalogShape::new(params, layout, d, 3000, 8, 8, 0, -40).unwrap();
+    let r = kat_ref();
+    let hint = vec![0u64; shape.geometry.hint_coefficients()];
+    let prepared = PreparedCatalog::from_parts(r.clone(), shape, &hint);
+    let mut rng = Lcg(99);
+    let bits: Vec<u64> = (0..n).map(|_| rng.next() & 1).collect();
+    let query: Vec<i32> = (0..d).map(|_| rng.value(127)).collect();
+    let noise_seed = 0x1234_5678_9abc_def0_u128;
+
+    let (fast, _) = prepared.encrypt_with_key(SecretKey::from_bits(bits.clone()), noise_seed, &query).unwrap();
+
+    let groups = shape.geometry.groups();
+    let b = shape.geometry.b;
+    let mut encoded = vec![0u64; groups * n];
+    for (dim, &u) in query.iter().enumerate() {
+        encoded[(dim / b) * n + dim % b] = (u as i64 as u64) << shape.budget.delta_log2;
+    }
+    let key = GlweSecretKey::from_container(bits, params.polynomial_size);
+    let mut seeded = SeededGlweCiphertextList::new(
+        0u64,
+        params.glwe_dimension.to_glwe_size(),
+        params.polynomial_size,
+        GlweCiphertextCount(groups),
+        CompressionSeed::from(Seed(mask_seed(r.param_id, &r.catalog_id, &r.version))),
+        CiphertextModulus::new_native(),
+    );
+    encrypt_seeded_glwe_ciphertext_list(
+        &key,
+        &mut seeded,
+        &PlaintextList::from_container(encoded),
+        params.noise_distribution(),
+        &mut FixedSeeder(noise_seed),
+    );
+    let tfhe_bodies: &[u64] = seeded.as_ref();
+    assert_eq!(tfhe_bodies.len(), fast.len());
+    let differing = tfhe_bodies.iter().zip(&fast).filter(|(a, b)| a != b).count();
+    assert_eq!(differing, 0, "{differing} of {} body coefficients differ", fast.len());
+}
+
+#[test]
+fn fast_encryption_equals_tfhe_seeded_encryption_column() {
+    check_fast_encryption_equals_tfhe(Layout::Column, 128);
+}
+
+#[test]
+fn fast_encryption_equals_tfhe_seeded_encryption_grouped() {
+    check_fast_encryption_equals_tfhe(Layout::Grouped(8), 100);
+}
