@@ -270,6 +270,32 @@ impl CatalogShape {
     }
 }
 
+/// The largest dimension whose worst case (every value at its bound, full blocks of
+/// `items` items) the budget accepts at these widths, or `None` if not even d = 1 fits.
+pub fn max_dimension(params: &'static GlweParams, layout: Layout, items: usize, catalog_bits: u32, query_bits: u32) -> Option<usize> {
+    let fits = |d: usize| {
+        let Ok(geometry) = Geometry::new(params.polynomial_size.0, layout, d, items) else {
+            return false;
+        };
+        let norm = BudgetInput::worst_case_norm_sq(&geometry, max_abs_for_bits(catalog_bits));
+        CatalogShape::new(params, layout, d, items, catalog_bits, query_bits, norm, DEFAULT_FAILURE_LOG2).is_ok()
+    };
+    let min_d = layout.group_size() / 2 + 1;
+    if !fits(min_d) {
+        return None;
+    }
+    let (mut lo, mut hi) = (min_d, MAX_DIMENSION + 1);
+    while hi - lo > 1 {
+        let mid = (lo + hi) / 2;
+        if fits(mid) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Some(lo)
+}
+
 /// The layouts worth pricing for dimension d: b = 1, 2, 4, ... up to d rounded up.
 pub fn candidate_layouts(params: &GlweParams, dimension: usize) -> Vec<Layout> {
     let max_b = dimension.next_power_of_two().min(params.polynomial_size.0);
