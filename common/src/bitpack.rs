@@ -7,22 +7,22 @@ use crate::layout::packed_len;
 /// Pack the low `bits` bits of each word.
 pub fn pack(words: &[u64], bits: u32) -> Vec<u8> {
     assert!((1..=64).contains(&bits));
-    let mut out = Vec::with_capacity(packed_len(words.len(), bits));
+    let len = packed_len(words.len(), bits);
+    let mut out = Vec::with_capacity(len + 8);
     let mask = low_mask(bits);
     let mut acc: u128 = 0;
     let mut filled = 0u32;
     for &w in words {
         acc |= ((w & mask) as u128) << filled;
         filled += bits;
-        while filled >= 8 {
-            out.push(acc as u8);
-            acc >>= 8;
-            filled -= 8;
+        if filled >= 64 {
+            out.extend_from_slice(&(acc as u64).to_le_bytes());
+            acc >>= 64;
+            filled -= 64;
         }
     }
-    if filled > 0 {
-        out.push(acc as u8);
-    }
+    out.extend_from_slice(&(acc as u64).to_le_bytes()[..filled.div_ceil(8) as usize]);
+    debug_assert_eq!(out.len(), len);
     out
 }
 
@@ -56,19 +56,22 @@ pub fn unpack_with(
     let mask = low_mask(bits);
     let mut acc: u128 = 0;
     let mut filled = 0u32;
-    let mut iter = bytes.iter();
+    let mut chunks = bytes.chunks(8);
     for _ in 0..count {
-        while filled < bits {
-            // The length check above guarantees enough bytes.
-            let byte = *iter.next().unwrap_or(&0);
-            acc |= (byte as u128) << filled;
-            filled += 8;
+        if filled < bits {
+            // The length check guarantees the bytes are there.
+            let chunk = chunks.next().unwrap_or(&[]);
+            let mut buf = [0u8; 8];
+            buf[..chunk.len()].copy_from_slice(chunk);
+            acc |= (u64::from_le_bytes(buf) as u128) << filled;
+            filled += 8 * chunk.len() as u32;
         }
         sink((acc as u64) & mask);
         acc >>= bits;
         filled -= bits;
     }
-    if acc != 0 {
+    let used = count * bits as usize;
+    if used % 8 != 0 && (bytes[used / 8] >> (used % 8)) != 0 {
         return Err(ProtocolError::Malformed(format!("{what}: non-zero padding bits")));
     }
     Ok(())

@@ -12,6 +12,10 @@ use blindscore_common::{CatalogShape, ProtocolError, QueryMessage};
 use crate::fourier_catalog::FourierCatalog;
 use crate::simd::{Kernel, CHUNK_BLOCKS, TILE, TILE_F64};
 
+/// Blocks scanned per span: bounds the accumulators at `queries * SPAN_BLOCKS * N * 8`
+/// bytes (16 MiB for a batch of 16).
+pub const SPAN_BLOCKS: usize = 64;
+
 /// A query's bodies in the Fourier domain, laid out tile-major like the catalog.
 pub struct PreparedQuery {
     data: Vec<f64>,
@@ -70,62 +74,70 @@ impl<'a> Evaluator<'a> {
         Ok(PreparedQuery { data })
     }
 
-    /// Score a batch of queries in one pass over the catalog (parallel over chunks of
-    /// blocks): each catalog tile is read from memory once for all of them. Returns each
-    /// query's response words, one per item.
+    /// Score a batch of queries in one pass over the catalog: each catalog tile is read
+    /// from memory once for all of them. The blocks are taken in spans of
+    /// [`SPAN_BLOCKS`], each scanned in parallel over tiles (the batch's query tiles stay in
+    /// cache for the whole span) and then inverse-transformed in parallel over blocks, so
+    /// the accumulators stay a few MiB whatever the catalog's size. Returns each query's
+    /// response words, one per item.
     pub fn score_batch(&self, queries: &[PreparedQuery]) -> Vec<Vec<u64>> {
         let g = &self.shape.geometry;
         let n = g.n;
         let half = n / 2;
-        let groups = g.groups();
         let tiles = half / TILE;
-        let tile_len = CHUNK_BLOCKS * groups * TILE_F64;
-        let width = self.shape.budget.response_bits();
+        let groups = g.groups();
+        let q_tile = groups * TILE_F64;
+        let quad_len = CHUNK_BLOCKS * q_tile;
+        let stored = self.catalog.stored_blocks();
+        let blocks = g.blocks();
         let nq = queries.len();
-        let per_chunk: Vec<Vec<Vec<u64>>> = (0..self.catalog.chunks())
-            .into_par_iter()
-            .map_init(
-                || (NegacyclicFft::new(n), vec![0u64; n], Vec::<c64>::new()),
-                |(fft, poly, acc), chunk| {
-                    acc.clear();
-                    acc.resize(nq * CHUNK_BLOCKS * half, c64::new(0.0, 0.0));
-                    let data = self.catalog.chunk(chunk);
-                    for tile in 0..tiles {
-                        let p = &data[tile * tile_len..(tile + 1) * tile_len];
-                        for (qi, q) in queries.iter().enumerate() {
-                            let qt = &q.data[tile * groups * TILE_F64..(tile + 1) * groups * TILE_F64];
-                            let sums = self.kernel.mac_tile(qt, p, groups);
-                            for blk in 0..CHUNK_BLOCKS {
-                                let at = (qi * CHUNK_BLOCKS + blk) * half + tile * TILE;
-                                for i in 0..TILE {
-                                    acc[at + i] = c64::new(sums.re[blk][i], sums.im[blk][i]);
-                                }
-                            }
-                        }
-                    }
-                    let mut words: Vec<Vec<u64>> = vec![Vec::new(); nq];
-                    for (qi, out) in words.iter_mut().enumerate() {
-                        for blk in 0..CHUNK_BLOCKS {
-                            let block = chunk * CHUNK_BLOCKS + blk;
-                            if block >= g.blocks() {
-                                break;
-                            }
-                            let at = (qi * CHUNK_BLOCKS + blk) * half;
-                            fft.backward_torus(poly, &acc[at..at + half]);
-                            out.extend(
-                                (0..g.items_in_block(block))
-                                    .map(|t| torus_to_word(poly[g.score_coefficient(t)], width)),
-                            );
-                        }
-                    }
-                    words
-                },
-            )
-            .collect();
+        if nq == 0 {
+            return Vec::new();
+        }
+        let width = self.shape.budget.response_bits();
         let mut out: Vec<Vec<u64>> = (0..nq).map(|_| Vec::with_capacity(g.items)).collect();
-        for chunk in per_chunk {
-            for (o, w) in out.iter_mut().zip(chunk) {
-                o.extend(w);
+        let mut acc = vec![c64::new(0.0, 0.0); tiles * nq * SPAN_BLOCKS.min(stored) * TILE];
+        for first in (0..stored).step_by(SPAN_BLOCKS) {
+            let span = SPAN_BLOCKS.min(stored - first);
+            // acc[tile][query][block of the span][8 points]
+            let acc_tile = nq * span * TILE;
+            acc[..tiles * acc_tile].par_chunks_mut(acc_tile).enumerate().for_each(|(tile, acc)| {
+                let data = &self.catalog.tile(tile)[first * q_tile..(first + span) * q_tile];
+                for (quad, p) in data.chunks_exact(quad_len).enumerate() {
+                    for (qi, q) in queries.iter().enumerate() {
+                        let qt = &q.data[tile * q_tile..(tile + 1) * q_tile];
+                        let sums = self.kernel.mac_tile(qt, p, groups);
+                        for blk in 0..CHUNK_BLOCKS {
+                            let at = (qi * span + quad * CHUNK_BLOCKS + blk) * TILE;
+                            for i in 0..TILE {
+                                acc[at + i] = c64::new(sums.re[blk][i], sums.im[blk][i]);
+                            }
+                        }
+                    }
+                }
+            });
+            let real = blocks.min(first + span) - first;
+            let acc = &acc;
+            let words: Vec<Vec<u64>> = (0..nq * real)
+                .into_par_iter()
+                .map_init(
+                    || (NegacyclicFft::new(n), vec![0u64; n], vec![c64::new(0.0, 0.0); half]),
+                    |(fft, poly, fourier), job| {
+                        let (qi, blk) = (job / real, job % real);
+                        for (tile, points) in fourier.chunks_exact_mut(TILE).enumerate() {
+                            let at = tile * acc_tile + (qi * span + blk) * TILE;
+                            points.copy_from_slice(&acc[at..at + TILE]);
+                        }
+                        fft.backward_torus(poly, fourier);
+                        let block = first + blk;
+                        (0..g.items_in_block(block)).map(|t| torus_to_word(poly[g.score_coefficient(t)], width)).collect()
+                    },
+                )
+                .collect();
+            for (qi, w) in words.chunks(real.max(1)).enumerate().take(nq) {
+                for block_words in w {
+                    out[qi].extend_from_slice(block_words);
+                }
             }
         }
         out

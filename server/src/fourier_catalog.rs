@@ -1,9 +1,10 @@
 //! The catalog precomputed in the Fourier domain, once per version.
 //!
-//! Storage is tile-major within chunks of [`CHUNK_BLOCKS`] blocks: for each chunk, for each
-//! tile of 8 Fourier points, for each block, for each group g: 8 real parts then 8
-//! imaginary parts. The scan's reduction over g then streams contiguous memory and each
-//! query vector serves 4 blocks.
+//! Storage is tile-major: for each tile of 8 Fourier points, for each block, for each
+//! group g: 8 real parts then 8 imaginary parts. Scanning tile by tile streams contiguous
+//! memory, the reduction over g sums in registers, each query vector serves 4 blocks, and
+//! a batch's query tiles stay in cache while that tile's slice of the whole catalog is read
+//! once. Parallel work is split by tiles.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -20,46 +21,56 @@ pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Sync);
 /// The catalog polynomials P_{block,g}, forward-transformed and laid out for the scan.
 pub struct FourierCatalog {
     geometry: Geometry,
-    chunks: usize,
+    stored_blocks: usize,
     data: Vec<f64>,
 }
+
+/// Blocks transformed per build step (bounds the build's temporary memory).
+const BUILD_STEP_BLOCKS: usize = 64;
 
 impl FourierCatalog {
     /// Transform every block (in parallel), reporting progress.
     pub fn build(shape: &CatalogShape, catalog: &QuantizedCatalog, progress: Progress<'_>) -> Self {
         let geometry = shape.geometry;
         let n = geometry.n;
+        let half = n / 2;
         let groups = geometry.groups();
-        let chunks = geometry.blocks().div_ceil(CHUNK_BLOCKS);
-        let chunk_len = chunk_len(&geometry);
-        let mut data = vec![0.0f64; chunks * chunk_len];
-        let done = AtomicUsize::new(0);
         let total = geometry.blocks();
-        data.par_chunks_mut(chunk_len).enumerate().for_each_init(
-            || (NegacyclicFft::new(n), vec![0u64; n], vec![c64::new(0.0, 0.0); n / 2]),
-            |(fft, poly, fourier), (chunk, out)| {
-                for blk in 0..CHUNK_BLOCKS {
-                    let block = chunk * CHUNK_BLOCKS + blk;
-                    if block >= total {
-                        break;
-                    }
-                    for g in 0..groups {
-                        block_polynomial(&geometry, catalog, block, g, poly);
+        let stored_blocks = total.next_multiple_of(CHUNK_BLOCKS);
+        let tile_len = stored_blocks * groups * TILE_F64;
+        let mut data = vec![0.0f64; (half / TILE) * tile_len];
+        let done = AtomicUsize::new(0);
+        let mut step = vec![c64::new(0.0, 0.0); BUILD_STEP_BLOCKS.min(total) * groups * half];
+        for first in (0..total).step_by(BUILD_STEP_BLOCKS) {
+            let count = BUILD_STEP_BLOCKS.min(total - first);
+            // Transform this step's blocks, block-major, in parallel...
+            step[..count * groups * half].par_chunks_mut(groups * half).enumerate().for_each_init(
+                || (NegacyclicFft::new(n), vec![0u64; n]),
+                |(fft, poly), (blk, out)| {
+                    for (g, fourier) in out.chunks_exact_mut(half).enumerate() {
+                        block_polynomial(&geometry, catalog, first + blk, g, poly);
                         fft.forward_integer(fourier, poly);
-                        for (tile, points) in fourier.chunks_exact(TILE).enumerate() {
-                            let at = ((tile * CHUNK_BLOCKS + blk) * groups + g) * TILE_F64;
-                            let v = &mut out[at..at + TILE_F64];
-                            for (i, z) in points.iter().enumerate() {
-                                v[i] = z.re;
-                                v[TILE + i] = z.im;
-                            }
-                        }
                     }
                     progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
+                },
+            );
+            // ...then scatter them into the tile-major layout, in parallel over tiles.
+            let step = &step;
+            data.par_chunks_mut(tile_len).enumerate().for_each(|(tile, out)| {
+                for blk in 0..count {
+                    for g in 0..groups {
+                        let points = &step[(blk * groups + g) * half + tile * TILE..][..TILE];
+                        let at = ((first + blk) * groups + g) * TILE_F64;
+                        let v = &mut out[at..at + TILE_F64];
+                        for (i, z) in points.iter().enumerate() {
+                            v[i] = z.re;
+                            v[TILE + i] = z.im;
+                        }
+                    }
                 }
-            },
-        );
-        FourierCatalog { geometry, chunks, data }
+            });
+        }
+        FourierCatalog { geometry, stored_blocks, data }
     }
 
     /// Sizes of the catalog.
@@ -67,25 +78,22 @@ impl FourierCatalog {
         &self.geometry
     }
 
-    /// Number of chunks of [`CHUNK_BLOCKS`] blocks.
-    pub fn chunks(&self) -> usize {
-        self.chunks
+    /// Blocks stored per tile: the real blocks rounded up to [`CHUNK_BLOCKS`] (the padding
+    /// is zero).
+    pub fn stored_blocks(&self) -> usize {
+        self.stored_blocks
     }
 
-    /// The values of one chunk.
-    pub fn chunk(&self, chunk: usize) -> &[f64] {
-        let len = chunk_len(&self.geometry);
-        &self.data[chunk * len..(chunk + 1) * len]
+    /// The values of one tile: `stored_blocks * G` vectors, block-major.
+    pub fn tile(&self, tile: usize) -> &[f64] {
+        let len = self.stored_blocks * self.geometry.groups() * TILE_F64;
+        &self.data[tile * len..(tile + 1) * len]
     }
 
     /// Bytes held.
     pub fn memory_bytes(&self) -> usize {
         self.data.len() * std::mem::size_of::<f64>()
     }
-}
-
-fn chunk_len(geometry: &Geometry) -> usize {
-    (geometry.n / 2 / TILE) * CHUNK_BLOCKS * geometry.groups() * TILE_F64
 }
 
 /// The catalog polynomial of group g in a block: item t's coordinates g*b..g*b+b placed

@@ -135,11 +135,143 @@ mod avx512 {
         }
         sums
     }
+
+    /// # Safety
+    /// The CPU must support AVX-512BW; `query.len()` is a multiple of 32 and
+    /// `catalog.len() == out.len() * query.len()`.
+    #[target_feature(enable = "avx512bw")]
+    pub unsafe fn plaintext_dot_i8(catalog: &[i8], query: &[i8], out: &mut [i32]) {
+        let d = query.len();
+        let chunks = d / 32;
+        // SAFETY (all loads below): each reads 32 bytes at offset k*32 < d of a row or of
+        // the query, inside the slices by the caller's guarantees.
+        let q: Vec<__m512i> = (0..chunks)
+            .map(|k| unsafe { _mm512_cvtepi8_epi16(_mm256_loadu_si256(query.as_ptr().add(k * 32) as *const __m256i)) })
+            .collect();
+        for (i, o) in out.iter_mut().enumerate() {
+            let row = unsafe { catalog.as_ptr().add(i * d) };
+            let mut acc = _mm512_setzero_si512();
+            for (k, qk) in q.iter().enumerate() {
+                let c = unsafe { _mm512_cvtepi8_epi16(_mm256_loadu_si256(row.add(k * 32) as *const __m256i)) };
+                acc = _mm512_add_epi32(acc, _mm512_madd_epi16(c, *qk));
+            }
+            *o = _mm512_reduce_add_epi32(acc);
+        }
+    }
+
+    /// # Safety
+    /// The CPU must support AVX-512F; `buffer.len()` is a multiple of 32.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn read_sum(buffer: &[f64]) -> f64 {
+        let mut acc = [_mm512_setzero_pd(); 4];
+        let p = buffer.as_ptr();
+        for i in (0..buffer.len()).step_by(32) {
+            for (k, a) in acc.iter_mut().enumerate() {
+                // SAFETY: i + 8k + 8 <= len since len is a multiple of 32.
+                *a = _mm512_add_pd(*a, unsafe { _mm512_loadu_pd(p.add(i + 8 * k)) });
+            }
+        }
+        _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(acc[0], acc[1]), _mm512_add_pd(acc[2], acc[3])))
+    }
+
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn fma_burst(iterations: u64, seed: f64) -> f64 {
+        let mut acc = [_mm512_set1_pd(seed); 16];
+        let m = _mm512_set1_pd(0.999_999);
+        let c = _mm512_set1_pd(1e-9);
+        for _ in 0..iterations {
+            for a in acc.iter_mut() {
+                *a = _mm512_fmadd_pd(*a, m, c);
+            }
+        }
+        let mut total = _mm512_setzero_pd();
+        for a in acc {
+            total = _mm512_add_pd(total, a);
+        }
+        _mm512_reduce_add_pd(total)
+    }
+}
+
+/// The plaintext reference scan: `out[i] = sum_j catalog[i*d + j] * query[j]` on int8
+/// vectors with i32 sums, the figure every encrypted timing is compared with. Uses
+/// AVX-512BW (sign-extend to i16, multiply-add pairs) when the CPU has it.
+pub fn plaintext_dot_i8(catalog: &[i8], query: &[i8], out: &mut [i32]) {
+    let d = query.len();
+    assert_eq!(catalog.len(), out.len() * d);
+    #[cfg(target_arch = "x86_64")]
+    {
+        if d % 32 == 0 && std::arch::is_x86_feature_detected!("avx512bw") {
+            // SAFETY: AVX-512BW was detected just above; lengths were checked.
+            unsafe { avx512::plaintext_dot_i8(catalog, query, out) };
+            return;
+        }
+    }
+    for (row, o) in catalog.chunks_exact(d).zip(out.iter_mut()) {
+        *o = row.iter().zip(query).map(|(&c, &q)| c as i32 * q as i32).sum();
+    }
+}
+
+/// Probes of this machine's physical limits, so benchmarks can state each figure's
+/// distance from them.
+pub mod probe {
+    /// Sum of a buffer of f64, read once with wide loads: bytes / time is the single-thread
+    /// memory read bandwidth.
+    pub fn read_sum(buffer: &[f64]) -> f64 {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") && buffer.len() % 32 == 0 {
+                // SAFETY: AVX-512F detected; the length is a multiple of 32.
+                return unsafe { super::avx512::read_sum(buffer) };
+            }
+        }
+        buffer.chunks_exact(8).fold([0.0; 8], |mut acc, c| {
+            for i in 0..8 {
+                acc[i] += c[i];
+            }
+            acc
+        }).iter().sum()
+    }
+
+    /// Run `iterations` rounds of 16 independent 8-lane FMAs (AVX-512) and return the
+    /// number of f64 FMAs done, to time the FMA rate. Falls back to scalar code.
+    pub fn fma_burst(iterations: u64, seed: f64) -> (u64, f64) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: AVX-512F detected.
+                let r = unsafe { super::avx512::fma_burst(iterations, seed) };
+                return (iterations * 16 * 8, r);
+            }
+        }
+        let mut acc = [seed; 16];
+        for _ in 0..iterations {
+            for a in acc.iter_mut() {
+                *a = a.mul_add(0.999_999, 1e-9);
+            }
+        }
+        (iterations * 16, acc.iter().sum())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plaintext_scan_matches_scalar() {
+        let d = 64;
+        let catalog: Vec<i8> = (0..d * 100).map(|i| (i * 31 % 255) as i8).collect();
+        let query: Vec<i8> = (0..d).map(|i| (i * 7 % 256) as u8 as i8).collect();
+        let mut fast = vec![0; 100];
+        plaintext_dot_i8(&catalog, &query, &mut fast);
+        let slow: Vec<i32> = catalog
+            .chunks(d)
+            .map(|r| r.iter().zip(&query).map(|(&a, &b)| a as i32 * b as i32).sum())
+            .collect();
+        assert_eq!(fast, slow);
+    }
 
     #[test]
     fn kernels_agree() {
