@@ -22,7 +22,10 @@ struct Lcg(u64);
 
 impl Lcg {
     fn value(&mut self) -> i32 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((self.0 >> 33) % 255) as i32 - 127
     }
 }
@@ -48,7 +51,10 @@ fn measure_limits() -> Limits {
         std::hint::black_box(r);
         best_rate = best_rate.max(fmas as f64 / t.elapsed().as_secs_f64());
     }
-    Limits { bandwidth, fma_rate: best_rate }
+    Limits {
+        bandwidth,
+        fma_rate: best_rate,
+    }
 }
 
 fn median_seconds(group: &str, name: &str) -> Option<f64> {
@@ -60,7 +66,10 @@ fn median_seconds(group: &str, name: &str) -> Option<f64> {
 }
 
 fn main() {
-    let items: usize = std::env::var("BLINDSCORE_BENCH_ITEMS").ok().and_then(|v| v.parse().ok()).unwrap_or(1 << 20);
+    let items: usize = std::env::var("BLINDSCORE_BENCH_ITEMS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1 << 20);
     eprintln!("building a {items} x {D} int8 catalog ...");
     let mut rng = Lcg(42);
     let values: Vec<i16> = (0..items * D).map(|_| rng.value() as i16).collect();
@@ -84,22 +93,37 @@ fn main() {
     )
     .expect("catalog fits the budget");
     eprintln!("\n  built in {:.1} s", t.elapsed().as_secs_f64());
-    let prepared = PreparedCatalog::new(served.description(), served.hint_message()).expect("valid description");
-    let queries: Vec<Vec<i32>> = (0..BATCH).map(|_| (0..D).map(|_| rng.value()).collect()).collect();
+    let prepared = PreparedCatalog::new(served.description(), served.hint_message())
+        .expect("valid description");
+    let queries: Vec<Vec<i32>> = (0..BATCH)
+        .map(|_| (0..D).map(|_| rng.value()).collect())
+        .collect();
     let query_i8: Vec<i8> = queries[0].iter().map(|&v| v as i8).collect();
-    let encrypted: Vec<Vec<u8>> = queries.iter().map(|q| prepared.encrypt(q).expect("encrypt").bytes).collect();
+    let encrypted: Vec<Vec<u8>> = queries
+        .iter()
+        .map(|q| prepared.encrypt(q).expect("encrypt").bytes)
+        .collect();
     let response = served.score_encoded(&encrypted[0]).expect("score");
 
     // Check once that what is timed is right.
     let check = prepared.encrypt(&queries[0]).expect("encrypt");
-    let scores = check.pending.decrypt(&prepared, &served.score_encoded(&check.bytes).expect("score")).expect("decrypt");
+    let scores = check
+        .pending
+        .decrypt(
+            &prepared,
+            &served.score_encoded(&check.bytes).expect("score"),
+        )
+        .expect("decrypt");
     let expected = catalog.plaintext_scores(&queries[0]);
     let wrong = scores.iter().zip(&expected).filter(|(a, b)| a != b).count();
     assert_eq!(wrong, 0, "{wrong} wrong scores");
 
     eprintln!("measuring this machine's limits ...");
     let limits = measure_limits();
-    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("thread pool");
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("thread pool");
 
     let mut c = Criterion::default()
         .sample_size(10)
@@ -116,19 +140,31 @@ fn main() {
             b.iter(|| one.install(|| served.score_encoded(std::hint::black_box(&encrypted[0]))))
         });
         let refs: Vec<&[u8]> = encrypted.iter().map(|q| q.as_slice()).collect();
-        g.bench_function("encrypted_16_queries", |b| b.iter(|| one.install(|| served.score_encoded_batch(&refs))));
+        g.bench_function("encrypted_16_queries", |b| {
+            b.iter(|| one.install(|| served.score_encoded_batch(&refs)))
+        });
         g.finish();
     }
     {
         let mut g = c.benchmark_group("scan_all_threads");
-        g.bench_function("encrypted_1_query", |b| b.iter(|| served.score_encoded(std::hint::black_box(&encrypted[0]))));
+        g.bench_function("encrypted_1_query", |b| {
+            b.iter(|| served.score_encoded(std::hint::black_box(&encrypted[0])))
+        });
         let refs: Vec<&[u8]> = encrypted.iter().map(|q| q.as_slice()).collect();
-        g.bench_function("encrypted_16_queries", |b| b.iter(|| served.score_encoded_batch(&refs)));
+        g.bench_function("encrypted_16_queries", |b| {
+            b.iter(|| served.score_encoded_batch(&refs))
+        });
         g.finish();
     }
     {
         let mut g = c.benchmark_group("client");
-        g.bench_function("encrypt", |b| b.iter(|| prepared.encrypt(std::hint::black_box(&queries[0])).expect("encrypt")));
+        g.bench_function("encrypt", |b| {
+            b.iter(|| {
+                prepared
+                    .encrypt(std::hint::black_box(&queries[0]))
+                    .expect("encrypt")
+            })
+        });
         g.bench_function("decrypt_and_top10", |b| {
             b.iter_batched(
                 || prepared.encrypt(&queries[0]).expect("encrypt").pending,
@@ -153,13 +189,21 @@ fn main() {
     let ms = |s: f64| s * 1e3;
     println!();
     println!("== blindscore scoring, {items} x {D}, uniform int8, column layout ==");
-    println!("machine: memory read {:.1} GB/s (1 thread), {:.2} G f64 FMA/s (1 thread, AVX-512)", limits.bandwidth / 1e9, limits.fma_rate / 1e9);
+    println!(
+        "machine: memory read {:.1} GB/s (1 thread), {:.2} G f64 FMA/s (1 thread, AVX-512)",
+        limits.bandwidth / 1e9,
+        limits.fma_rate / 1e9
+    );
     println!(
         "plaintext int8 scan:         {:8.2} ms  ({:.1} GB/s)",
         ms(plain),
         (items * D) as f64 / plain / 1e9
     );
-    println!("Fourier catalog once (floor): {:8.2} ms  ({:.0} MiB)", ms(stream_floor), fourier_bytes / (1 << 20) as f64);
+    println!(
+        "Fourier catalog once (floor): {:8.2} ms  ({:.0} MiB)",
+        ms(stream_floor),
+        fourier_bytes / (1 << 20) as f64
+    );
     println!("FMA floor per query:          {:8.2} ms", ms(fma_floor));
     println!(
         "encrypted, 1 query, 1 thread: {:8.2} ms  = {:.1}x plaintext, {:.2}x the streaming floor",

@@ -10,7 +10,9 @@ use blindscore_client::{ClientError, PreparedCatalog};
 use blindscore_common::digest::{sha256, CatalogVersion};
 use blindscore_common::params::ParamId;
 use blindscore_common::wire::{self, WIRE_VERSION};
-use blindscore_common::{CatalogDescription, HintMessage, Layout, ProtocolError, QueryMessage, ResponseMessage};
+use blindscore_common::{
+    CatalogDescription, HintMessage, Layout, ProtocolError, QueryMessage, ResponseMessage,
+};
 use blindscore_server::ServedCatalog;
 use common::*;
 use proptest::prelude::*;
@@ -30,7 +32,12 @@ fn fixture() -> &'static Fixture {
         let prepared = prepare(&served);
         let query = prepared.encrypt(&random_query(64, 8, 1)).unwrap().bytes;
         let response = served.score_encoded(&query).unwrap();
-        Fixture { served, prepared, query, response }
+        Fixture {
+            served,
+            prepared,
+            query,
+            response,
+        }
     })
 }
 
@@ -52,8 +59,14 @@ fn query_message() -> QueryMessage {
 fn server_refuses_wrong_parameter_id() {
     let mut q = query_message();
     q.catalog.param_id = ParamId(9);
-    let err = fixture().served.score_encoded(&wire::encode(&q)).unwrap_err();
-    assert!(matches!(err, ProtocolError::ParameterMismatch { .. }), "{err}");
+    let err = fixture()
+        .served
+        .score_encoded(&wire::encode(&q))
+        .unwrap_err();
+    assert!(
+        matches!(err, ProtocolError::ParameterMismatch { .. }),
+        "{err}"
+    );
     still_exact();
 }
 
@@ -61,29 +74,50 @@ fn server_refuses_wrong_parameter_id() {
 fn server_refuses_stale_version_and_other_catalog() {
     let mut q = query_message();
     q.catalog.version = CatalogVersion([1; 32]);
-    let err = fixture().served.score_encoded(&wire::encode(&q)).unwrap_err();
+    let err = fixture()
+        .served
+        .score_encoded(&wire::encode(&q))
+        .unwrap_err();
     assert!(matches!(err, ProtocolError::StaleVersion { .. }), "{err}");
     let mut q = query_message();
     q.catalog.catalog_id = "other".into();
-    let err = fixture().served.score_encoded(&wire::encode(&q)).unwrap_err();
-    assert!(matches!(err, ProtocolError::CatalogMismatch { .. }), "{err}");
+    let err = fixture()
+        .served
+        .score_encoded(&wire::encode(&q))
+        .unwrap_err();
+    assert!(
+        matches!(err, ProtocolError::CatalogMismatch { .. }),
+        "{err}"
+    );
 }
 
 #[test]
 fn server_refuses_wrong_lengths_and_versions() {
     let mut q = query_message();
     q.bodies.pop();
-    let err = fixture().served.score_encoded(&wire::encode(&q)).unwrap_err();
+    let err = fixture()
+        .served
+        .score_encoded(&wire::encode(&q))
+        .unwrap_err();
     assert!(matches!(err, ProtocolError::WrongLength { .. }), "{err}");
     let mut q = query_message();
     q.wire_version = WIRE_VERSION + 1;
-    let err = fixture().served.score_encoded(&wire::encode(&q)).unwrap_err();
+    let err = fixture()
+        .served
+        .score_encoded(&wire::encode(&q))
+        .unwrap_err();
     assert!(matches!(err, ProtocolError::WireVersion { .. }), "{err}");
     let mut bytes = fixture().query.clone();
     bytes.push(0);
-    assert!(matches!(fixture().served.score_encoded(&bytes), Err(ProtocolError::Malformed(_))));
+    assert!(matches!(
+        fixture().served.score_encoded(&bytes),
+        Err(ProtocolError::Malformed(_))
+    ));
     bytes.truncate(10);
-    assert!(matches!(fixture().served.score_encoded(&bytes), Err(ProtocolError::Malformed(_))));
+    assert!(matches!(
+        fixture().served.score_encoded(&bytes),
+        Err(ProtocolError::Malformed(_))
+    ));
     // A huge declared length is refused before any allocation.
     let mut huge = vec![1u8, 0, 1, 0];
     huge.extend_from_slice(&[0xff; 16]);
@@ -94,7 +128,9 @@ fn server_refuses_wrong_lengths_and_versions() {
 #[test]
 fn a_batch_with_a_bad_query_still_scores_the_good_ones() {
     let f = fixture();
-    let results = f.served.score_encoded_batch(&[&f.query, b"garbage", &f.query]);
+    let results = f
+        .served
+        .score_encoded_batch(&[&f.query, b"garbage", &f.query]);
     assert!(results[0].is_ok() && results[1].is_err() && results[2].is_ok());
     assert_eq!(results[0].as_ref().unwrap(), results[2].as_ref().unwrap());
 }
@@ -109,8 +145,16 @@ fn description() -> CatalogDescription {
 fn client_refuses_unknown_or_downgraded_parameters() {
     let mut d = description();
     d.catalog.param_id = ParamId(0);
-    let err = PreparedCatalog::new(&d, fixture().served.hint_message()).err().unwrap();
-    assert!(matches!(err, ClientError::Protocol(ProtocolError::UnknownParameters(ParamId(0)))), "{err}");
+    let err = PreparedCatalog::new(&d, fixture().served.hint_message())
+        .err()
+        .unwrap();
+    assert!(
+        matches!(
+            err,
+            ClientError::Protocol(ProtocolError::UnknownParameters(ParamId(0)))
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -134,7 +178,10 @@ fn client_refuses_out_of_range_description_fields() {
     for (i, mutate) in cases.iter().enumerate() {
         let mut d = description();
         mutate(&mut d);
-        assert!(PreparedCatalog::new(&d, hint).is_err(), "case {i} was accepted");
+        assert!(
+            PreparedCatalog::new(&d, hint).is_err(),
+            "case {i} was accepted"
+        );
     }
 }
 
@@ -145,7 +192,10 @@ fn client_checks_the_hint_digest_and_contents() {
     let last = hint.len() - 1;
     hint[last] ^= 1;
     let err = PreparedCatalog::new(&description(), &hint).err().unwrap();
-    assert!(matches!(err, ClientError::Protocol(ProtocolError::DigestMismatch(_))), "{err}");
+    assert!(
+        matches!(err, ClientError::Protocol(ProtocolError::DigestMismatch(_))),
+        "{err}"
+    );
     // A hint for another version, even with a matching digest, is refused.
     let mut message: HintMessage = wire::decode(f.served.hint_message(), u64::MAX).unwrap();
     message.catalog.version = CatalogVersion([2; 32]);
@@ -153,16 +203,31 @@ fn client_checks_the_hint_digest_and_contents() {
     let mut d = description();
     d.hint_digest = sha256(&bytes);
     let err = PreparedCatalog::new(&d, &bytes).err().unwrap();
-    assert!(matches!(err, ClientError::Protocol(ProtocolError::StaleVersion { .. })), "{err}");
+    assert!(
+        matches!(
+            err,
+            ClientError::Protocol(ProtocolError::StaleVersion { .. })
+        ),
+        "{err}"
+    );
 }
 
 #[test]
 fn client_refuses_bad_queries_before_encrypting() {
     let p = &fixture().prepared;
-    assert!(matches!(p.encrypt(&[1; 63]), Err(ClientError::WrongDimension { found: 63, expected: 64 })));
+    assert!(matches!(
+        p.encrypt(&[1; 63]),
+        Err(ClientError::WrongDimension {
+            found: 63,
+            expected: 64
+        })
+    ));
     let mut q = vec![0; 64];
     q[5] = 128;
-    assert!(matches!(p.encrypt(&q), Err(ClientError::QueryValueOutOfRange { index: 5, .. })));
+    assert!(matches!(
+        p.encrypt(&q),
+        Err(ClientError::QueryValueOutOfRange { index: 5, .. })
+    ));
 }
 
 #[test]
@@ -172,15 +237,33 @@ fn client_refuses_bad_responses() {
     let good: ResponseMessage = wire::decode(&f.response, u64::MAX).unwrap();
     let mut stale = good.clone();
     stale.catalog.version = CatalogVersion([5; 32]);
-    let err = fresh().decrypt(&f.prepared, &wire::encode(&stale)).unwrap_err();
-    assert!(matches!(err, ClientError::Protocol(ProtocolError::StaleVersion { .. })), "{err}");
+    let err = fresh()
+        .decrypt(&f.prepared, &wire::encode(&stale))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::Protocol(ProtocolError::StaleVersion { .. })
+        ),
+        "{err}"
+    );
     let mut short = good.clone();
     short.scores.truncate(10);
-    let err = fresh().decrypt(&f.prepared, &wire::encode(&short)).unwrap_err();
-    assert!(matches!(err, ClientError::Protocol(ProtocolError::WrongLength { .. })), "{err}");
+    let err = fresh()
+        .decrypt(&f.prepared, &wire::encode(&short))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::Protocol(ProtocolError::WrongLength { .. })
+        ),
+        "{err}"
+    );
     let mut downgraded = good.clone();
     downgraded.catalog.param_id = ParamId(2);
-    assert!(fresh().decrypt(&f.prepared, &wire::encode(&downgraded)).is_err());
+    assert!(fresh()
+        .decrypt(&f.prepared, &wire::encode(&downgraded))
+        .is_err());
     assert!(fresh().decrypt(&f.prepared, b"").is_err());
 }
 

@@ -15,7 +15,13 @@ fn check(catalog: &QuantizedCatalog, layout: Layout, query_bits: u32, query: &[i
     let prepared = prepare(&served);
     let scores = round_trip(&served, &prepared, query);
     let wrong = wrong_scores(catalog, query, &scores);
-    assert_eq!(wrong, 0, "{wrong} wrong scores of {} ({layout}, d = {})", catalog.items(), catalog.dimension());
+    assert_eq!(
+        wrong,
+        0,
+        "{wrong} wrong scores of {} ({layout}, d = {})",
+        catalog.items(),
+        catalog.dimension()
+    );
 }
 
 #[test]
@@ -45,7 +51,9 @@ fn dimension_one() {
 fn worst_case(layout: Layout, bits: u32, query_bits: u32) {
     let items = 3 * DEFAULT_PARAMS.polynomial_size.0 / layout.group_size();
     let d = max_dimension(DEFAULT_PARAMS, layout, items, bits, query_bits).expect("some d fits");
-    println!("{layout}: largest supported d at {bits}-bit catalog, {query_bits}-bit query values = {d}");
+    println!(
+        "{layout}: largest supported d at {bits}-bit catalog, {query_bits}-bit query values = {d}"
+    );
     assert!(d >= 128, "d = 128 must be supported");
     let max = (1i16 << (bits - 1)) - 1;
     // All +max: the largest score, d * max^2, in every slot.
@@ -56,9 +64,13 @@ fn worst_case(layout: Layout, bits: u32, query_bits: u32) {
     // +-max with the same sign pattern in every block: the same worst norm, scores of
     // both signs.
     let mut rng = Lcg(11);
-    let block: Vec<i16> = (0..items / 3 * d).map(|_| if rng.next() & 1 == 1 { max } else { -max }).collect();
+    let block: Vec<i16> = (0..items / 3 * d)
+        .map(|_| if rng.next() & 1 == 1 { max } else { -max })
+        .collect();
     let signed = QuantizedCatalog::new(d, bits, block.repeat(3)).unwrap();
-    let query: Vec<i32> = (0..d).map(|_| if rng.next() & 1 == 1 { qmax } else { -qmax }).collect();
+    let query: Vec<i32> = (0..d)
+        .map(|_| if rng.next() & 1 == 1 { qmax } else { -qmax })
+        .collect();
     check(&signed, layout, query_bits, &query);
 }
 

@@ -9,7 +9,9 @@ use blindscore_common::digest::CatalogVersion;
 use blindscore_common::masks::Masks;
 use blindscore_common::params::DEFAULT_PARAMS;
 use blindscore_common::wire::{self, CatalogRef, WIRE_VERSION};
-use blindscore_common::{bitpack, CatalogShape, Layout, LayoutChoice, QuantizedCatalog, QueryMessage, ResponseMessage};
+use blindscore_common::{
+    bitpack, CatalogShape, Layout, LayoutChoice, QuantizedCatalog, QueryMessage, ResponseMessage,
+};
 use blindscore_server::{hint, Evaluator, FourierCatalog};
 use common::Lcg;
 
@@ -24,21 +26,37 @@ fn measure(layout: Layout, d: usize, round_response: bool, trials: usize) -> Mea
     let n = DEFAULT_PARAMS.polynomial_size.0;
     let per_block = n / layout.group_size();
     let mut rng = Lcg(7);
-    let block: Vec<i16> = (0..per_block * d).map(|_| if rng.next() & 1 == 1 { 127 } else { -127 }).collect();
+    let block: Vec<i16> = (0..per_block * d)
+        .map(|_| if rng.next() & 1 == 1 { 127 } else { -127 })
+        .collect();
     let catalog = QuantizedCatalog::new(d, 8, block.repeat(4)).unwrap();
-    let mut shape = CatalogShape::for_catalog(DEFAULT_PARAMS, &catalog, 8, LayoutChoice::Fixed(layout)).unwrap();
+    let mut shape =
+        CatalogShape::for_catalog(DEFAULT_PARAMS, &catalog, 8, LayoutChoice::Fixed(layout))
+            .unwrap();
     if !round_response {
         shape.budget.response_low = 0;
     }
-    let r = CatalogRef { param_id: DEFAULT_PARAMS.id, catalog_id: "noise".into(), version: CatalogVersion([3; 32]) };
-    let masks = Masks::derive(DEFAULT_PARAMS, &r.catalog_id, &r.version, shape.geometry.groups());
+    let r = CatalogRef {
+        param_id: DEFAULT_PARAMS.id,
+        catalog_id: "noise".into(),
+        version: CatalogVersion([3; 32]),
+    };
+    let masks = Masks::derive(
+        DEFAULT_PARAMS,
+        &r.catalog_id,
+        &r.version,
+        shape.geometry.groups(),
+    );
     let fourier = FourierCatalog::build(&shape, &catalog, &|_, _| {});
     let exact_hint = hint::exact_hint(&shape, &catalog, &masks, &|_, _| {});
-    let prepared = PreparedCatalog::from_parts(r.clone(), shape, &hint::hint_words(&shape, &exact_hint));
+    let prepared =
+        PreparedCatalog::from_parts(r.clone(), shape, &hint::hint_words(&shape, &exact_hint));
     let evaluator = Evaluator::new(&shape, &fourier);
     let mut noise = Vec::new();
     for _ in 0..trials {
-        let query: Vec<i32> = (0..d).map(|_| if rng.next() & 1 == 1 { 127 } else { -127 }).collect();
+        let query: Vec<i32> = (0..d)
+            .map(|_| if rng.next() & 1 == 1 { 127 } else { -127 })
+            .collect();
         let encrypted = prepared.encrypt(&query).unwrap();
         let message: QueryMessage = wire::decode(&encrypted.bytes, u64::MAX).unwrap();
         let words = evaluator.score(&evaluator.prepare(&message).unwrap());
@@ -47,7 +65,10 @@ fn measure(layout: Layout, d: usize, round_response: bool, trials: usize) -> Mea
             catalog: r.clone(),
             scores: bitpack::pack(&words, shape.budget.response_bits()),
         });
-        let (scores, z) = encrypted.pending.decrypt_with_noise(&prepared, &response).unwrap();
+        let (scores, z) = encrypted
+            .pending
+            .decrypt_with_noise(&prepared, &response)
+            .unwrap();
         assert_eq!(scores, catalog.plaintext_scores(&query), "a score is wrong");
         noise.extend(z);
     }
@@ -55,7 +76,11 @@ fn measure(layout: Layout, d: usize, round_response: bool, trials: usize) -> Mea
     let norm_sq = catalog.block_norm_sq(per_block) as f64;
     Measured {
         variance,
-        predicted: shape.budget.predicted_variance(DEFAULT_PARAMS, norm_sq, shape.budget.response_low),
+        predicted: shape.budget.predicted_variance(
+            DEFAULT_PARAMS,
+            norm_sq,
+            shape.budget.response_low,
+        ),
         max_abs: noise.iter().fold(0.0f64, |m, z| m.max(z.abs())),
         limit: shape.budget.noise_limit(),
     }
@@ -79,7 +104,10 @@ fn check(layout: Layout, d: usize, round_response: bool) {
         m.limit.log2(),
         (m.limit / m.max_abs).log2()
     );
-    assert!((ratio - 1.0).abs() < 0.10, "measured variance is {ratio:.3} x the prediction");
+    assert!(
+        (ratio - 1.0).abs() < 0.10,
+        "measured variance is {ratio:.3} x the prediction"
+    );
     assert!(m.max_abs < m.limit);
 }
 

@@ -20,15 +20,24 @@ impl SecretKey {
     pub(crate) fn generate(n: usize) -> Result<Self, ClientError> {
         let mut bytes = Zeroizing::new(vec![0u8; n.div_ceil(8)]);
         getrandom::getrandom(&mut bytes).map_err(|e| ClientError::Randomness(e.to_string()))?;
-        let bits = (0..n).map(|i| ((bytes[i / 8] >> (i % 8)) & 1) as u64).collect();
-        Ok(SecretKey { bits: Zeroizing::new(bits) })
+        let bits = (0..n)
+            .map(|i| ((bytes[i / 8] >> (i % 8)) & 1) as u64)
+            .collect();
+        Ok(SecretKey {
+            bits: Zeroizing::new(bits),
+        })
     }
 
     /// A key with given bits, for known-answer tests only.
     #[cfg(feature = "test-vectors")]
     pub fn from_bits(bits: Vec<u64>) -> Self {
-        assert!(bits.iter().all(|b| *b <= 1), "a binary key has bits 0 and 1");
-        SecretKey { bits: Zeroizing::new(bits) }
+        assert!(
+            bits.iter().all(|b| *b <= 1),
+            "a binary key has bits 0 and 1"
+        );
+        SecretKey {
+            bits: Zeroizing::new(bits),
+        }
     }
 
     /// The key's coefficients (0 or 1).

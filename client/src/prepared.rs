@@ -37,12 +37,20 @@ impl PreparedCatalog {
     pub fn new(description: &CatalogDescription, hint_bytes: &[u8]) -> Result<Self, ClientError> {
         let shape = description.shape()?;
         if sha256(hint_bytes) != description.hint_digest {
-            return Err(ProtocolError::DigestMismatch("the hint's SHA-256 differs from the description's").into());
+            return Err(ProtocolError::DigestMismatch(
+                "the hint's SHA-256 differs from the description's",
+            )
+            .into());
         }
         let limit = shape.hint_payload_bytes() as u64 + HEADER_ALLOWANCE;
         let hint: HintMessage = wire::decode(hint_bytes, limit)?;
         hint.check(&description.catalog, &shape)?;
-        let words = bitpack::unpack(&hint.words, shape.budget.hint_bits(), shape.geometry.hint_coefficients(), "hint")?;
+        let words = bitpack::unpack(
+            &hint.words,
+            shape.budget.hint_bits(),
+            shape.geometry.hint_coefficients(),
+            "hint",
+        )?;
         Ok(Self::from_parts(description.catalog.clone(), shape, &words))
     }
 
@@ -53,7 +61,12 @@ impl PreparedCatalog {
         let n = g.n;
         let half = n / 2;
         let mut fft = NegacyclicFft::new(n);
-        let masks = Masks::derive(shape.params, &catalog.catalog_id, &catalog.version, g.groups());
+        let masks = Masks::derive(
+            shape.params,
+            &catalog.catalog_id,
+            &catalog.version,
+            g.groups(),
+        );
         let mut mask_limbs = vec![c64::new(0.0, 0.0); g.groups() * LIMBS * half];
         let mut limb = vec![0u64; n];
         for (gi, out) in mask_limbs.chunks_exact_mut(LIMBS * half).enumerate() {
@@ -74,7 +87,12 @@ impl PreparedCatalog {
             }
             fft.forward_torus(out, &torus);
         }
-        PreparedCatalog { catalog, shape, mask_limbs, hint }
+        PreparedCatalog {
+            catalog,
+            shape,
+            mask_limbs,
+            hint,
+        }
     }
 
     /// The catalog version this was prepared for.

@@ -30,7 +30,9 @@ pub struct PendingQuery {
 
 impl std::fmt::Debug for PendingQuery {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PendingQuery").field("catalog", &self.catalog).finish_non_exhaustive()
+        f.debug_struct("PendingQuery")
+            .field("catalog", &self.catalog)
+            .finish_non_exhaustive()
     }
 }
 
@@ -50,13 +52,19 @@ impl PreparedCatalog {
         let key = SecretKey::generate(self.shape.geometry.n)?;
         let mut seed = Zeroizing::new([0u8; 16]);
         getrandom::getrandom(seed.as_mut()).map_err(|e| ClientError::Randomness(e.to_string()))?;
-        let mut noise = RandomGenerator::<DefaultRandomGenerator>::new(Seed(u128::from_le_bytes(*seed)));
+        let mut noise =
+            RandomGenerator::<DefaultRandomGenerator>::new(Seed(u128::from_le_bytes(*seed)));
         Ok(self.encrypt_with(key, &mut noise, query))
     }
 
     /// Encrypt with a given key and noise seed: for known-answer tests only.
     #[cfg(feature = "test-vectors")]
-    pub fn encrypt_with_key(&self, key: SecretKey, noise_seed: u128, query: &[i32]) -> Result<(Vec<u64>, EncryptedQuery), ClientError> {
+    pub fn encrypt_with_key(
+        &self,
+        key: SecretKey,
+        noise_seed: u128,
+        query: &[i32],
+    ) -> Result<(Vec<u64>, EncryptedQuery), ClientError> {
         self.check_query(query)?;
         let mut noise = RandomGenerator::<DefaultRandomGenerator>::new(Seed(noise_seed));
         let key_fourier = self.key_transform(&key);
@@ -68,16 +76,28 @@ impl PreparedCatalog {
     fn check_query(&self, query: &[i32]) -> Result<(), ClientError> {
         let d = self.shape.geometry.dimension;
         if query.len() != d {
-            return Err(ClientError::WrongDimension { found: query.len(), expected: d });
+            return Err(ClientError::WrongDimension {
+                found: query.len(),
+                expected: d,
+            });
         }
         let max = self.shape.query_max_abs();
-        if let Some((index, &value)) = query.iter().enumerate().find(|(_, v)| v.unsigned_abs() > max) {
+        if let Some((index, &value)) = query
+            .iter()
+            .enumerate()
+            .find(|(_, v)| v.unsigned_abs() > max)
+        {
             return Err(ClientError::QueryValueOutOfRange { index, value, max });
         }
         Ok(())
     }
 
-    fn encrypt_with(&self, key: SecretKey, noise: &mut RandomGenerator<DefaultRandomGenerator>, query: &[i32]) -> EncryptedQuery {
+    fn encrypt_with(
+        &self,
+        key: SecretKey,
+        noise: &mut RandomGenerator<DefaultRandomGenerator>,
+        query: &[i32],
+    ) -> EncryptedQuery {
         let key_fourier = self.key_transform(&key);
         let bodies = self.bodies(&key, &key_fourier, noise, query);
         self.finish(key, key_fourier, &bodies)
@@ -108,7 +128,10 @@ impl PreparedCatalog {
         let mut bodies = Zeroizing::new(vec![0u64; g.groups() * n]);
         // The noise stream is drawn in tfhe's order: body after body, coefficient after
         // coefficient.
-        noise.fill_slice_with_random_from_distribution(&mut bodies, self.shape.params.noise_distribution());
+        noise.fill_slice_with_random_from_distribution(
+            &mut bodies,
+            self.shape.params.noise_distribution(),
+        );
         let mut fft = NegacyclicFft::new(n);
         let mut product = Zeroizing::new(vec![0.0f64; n]);
         let mut limb_product = Zeroizing::new(vec![0u64; n]);
@@ -137,16 +160,30 @@ impl PreparedCatalog {
         bodies
     }
 
-    fn finish(&self, key: SecretKey, key_fourier: Zeroizing<Vec<f64>>, bodies: &[u64]) -> EncryptedQuery {
+    fn finish(
+        &self,
+        key: SecretKey,
+        key_fourier: Zeroizing<Vec<f64>>,
+        bodies: &[u64],
+    ) -> EncryptedQuery {
         let b = &self.shape.budget;
-        let words: Vec<u64> = bodies.iter().map(|&x| to_word(x, b.query_low, b.modulus_log2)).collect();
+        let words: Vec<u64> = bodies
+            .iter()
+            .map(|&x| to_word(x, b.query_low, b.modulus_log2))
+            .collect();
         let bytes = wire::encode(&QueryMessage {
             wire_version: WIRE_VERSION,
             catalog: self.catalog.clone(),
             bodies: bitpack::pack(&words, b.query_bits()),
         });
         drop(key);
-        EncryptedQuery { bytes, pending: PendingQuery { key_fourier, catalog: self.catalog.clone() } }
+        EncryptedQuery {
+            bytes,
+            pending: PendingQuery {
+                key_fourier,
+                catalog: self.catalog.clone(),
+            },
+        }
     }
 }
 
@@ -158,18 +195,31 @@ impl PendingQuery {
 
     /// Decrypt a response into exact integer scores, one per item, in catalog order. The
     /// key is zeroised when this returns.
-    pub fn decrypt(self, prepared: &PreparedCatalog, response: &[u8]) -> Result<Vec<i64>, ClientError> {
-        self.decrypt_raw(prepared, response).map(|(scores, _)| scores)
+    pub fn decrypt(
+        self,
+        prepared: &PreparedCatalog,
+        response: &[u8],
+    ) -> Result<Vec<i64>, ClientError> {
+        self.decrypt_raw(prepared, response)
+            .map(|(scores, _)| scores)
     }
 
     /// Decrypt and also return each score's noise, in units of the 2^64 torus: for the
     /// budget's tests only.
     #[cfg(feature = "test-vectors")]
-    pub fn decrypt_with_noise(self, prepared: &PreparedCatalog, response: &[u8]) -> Result<(Vec<i64>, Vec<f64>), ClientError> {
+    pub fn decrypt_with_noise(
+        self,
+        prepared: &PreparedCatalog,
+        response: &[u8],
+    ) -> Result<(Vec<i64>, Vec<f64>), ClientError> {
         self.decrypt_raw(prepared, response)
     }
 
-    fn decrypt_raw(self, prepared: &PreparedCatalog, response: &[u8]) -> Result<(Vec<i64>, Vec<f64>), ClientError> {
+    fn decrypt_raw(
+        self,
+        prepared: &PreparedCatalog,
+        response: &[u8],
+    ) -> Result<(Vec<i64>, Vec<f64>), ClientError> {
         self.catalog.expect(&prepared.catalog)?;
         let shape = &prepared.shape;
         let g = shape.geometry;
@@ -210,7 +260,12 @@ impl PendingQuery {
         }
         fft.wipe_scratch();
         if scores.len() != g.items {
-            return Err(ProtocolError::WrongLength { what: "scores", found: scores.len(), expected: g.items }.into());
+            return Err(ProtocolError::WrongLength {
+                what: "scores",
+                found: scores.len(),
+                expected: g.items,
+            }
+            .into());
         }
         Ok((scores, noise))
     }

@@ -55,7 +55,13 @@ mod tests {
     #[test]
     fn ties_and_nan() {
         assert_eq!(top_k(&[1, 3, 3, 2], 2), vec![(1, 3), (2, 3)]);
-        assert_eq!(top_k(&[f64::NAN, 1.0, 2.0], 3).iter().map(|p| p.0).collect::<Vec<_>>(), vec![2, 1, 0]);
+        assert_eq!(
+            top_k(&[f64::NAN, 1.0, 2.0], 3)
+                .iter()
+                .map(|p| p.0)
+                .collect::<Vec<_>>(),
+            vec![2, 1, 0]
+        );
         assert_eq!(rescale(&[2, -4], 0.5, &[1.0, 2.0]), vec![1.0, -4.0]);
     }
 }

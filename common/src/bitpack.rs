@@ -28,7 +28,12 @@ pub fn pack(words: &[u64], bits: u32) -> Vec<u8> {
 
 /// Unpack exactly `count` words of `bits` bits; the byte length must be exact and the
 /// padding bits zero.
-pub fn unpack(bytes: &[u8], bits: u32, count: usize, what: &'static str) -> Result<Vec<u64>, ProtocolError> {
+pub fn unpack(
+    bytes: &[u8],
+    bits: u32,
+    count: usize,
+    what: &'static str,
+) -> Result<Vec<u64>, ProtocolError> {
     let mut out = Vec::with_capacity(count);
     unpack_with(bytes, bits, count, what, |w| out.push(w))?;
     Ok(out)
@@ -51,7 +56,11 @@ pub fn unpack_with(
     }
     let expected = packed_len(count, bits);
     if bytes.len() != expected {
-        return Err(ProtocolError::WrongLength { what, found: bytes.len(), expected });
+        return Err(ProtocolError::WrongLength {
+            what,
+            found: bytes.len(),
+            expected,
+        });
     }
     let mask = low_mask(bits);
     let mut acc: u128 = 0;
@@ -72,7 +81,9 @@ pub fn unpack_with(
     }
     let used = count * bits as usize;
     if used % 8 != 0 && (bytes[used / 8] >> (used % 8)) != 0 {
-        return Err(ProtocolError::Malformed(format!("{what}: non-zero padding bits")));
+        return Err(ProtocolError::Malformed(format!(
+            "{what}: non-zero padding bits"
+        )));
     }
     Ok(())
 }

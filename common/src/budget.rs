@@ -119,7 +119,9 @@ impl NoiseBudget {
         }
         for gap in 2..=10u32 {
             for delta_log2 in gap..=(64 - score_bits) {
-                if let Some(b) = Self::try_widths(input, score_max, score_bits, delta_log2, gap, query_low) {
+                if let Some(b) =
+                    Self::try_widths(input, score_max, score_bits, delta_log2, gap, query_low)
+                {
                     return Ok(b);
                 }
             }
@@ -144,24 +146,50 @@ impl NoiseBudget {
         let hint_low = delta_log2.saturating_sub(2 + log2_n).min(delta_log2 - 1);
         let norm_sq = input.block_norm_sq as f64;
 
-        let response_term = if response_low > 0 { 2f64.powi(response_low as i32 - 1) } else { 0.0 };
-        let hint_fixed = if hint_low > 0 { n * 2f64.powi(hint_low as i32 - 2) } else { 0.0 };
+        let response_term = if response_low > 0 {
+            2f64.powi(response_low as i32 - 1)
+        } else {
+            0.0
+        };
+        let hint_fixed = if hint_low > 0 {
+            n * 2f64.powi(hint_low as i32 - 2)
+        } else {
+            0.0
+        };
         let fft = fft_error_bound(hi, norm_sq, n, log2_n);
         let deterministic_bound = response_term + hint_fixed + fft;
         let t = 2f64.powi(delta_log2 as i32 - 1) - deterministic_bound - 1.0;
         if t <= 0.0 {
             return None;
         }
-        let query_rounding = if query_low > 0 { 2f64.powi(2 * query_low as i32) / 12.0 } else { 0.0 };
-        let hint_random = if hint_low > 0 { n * 2f64.powi(2 * (hint_low as i32 - 2)) } else { 0.0 };
-        let random_variance = (input.params.noise_variance() + query_rounding) * norm_sq + hint_random;
+        let query_rounding = if query_low > 0 {
+            2f64.powi(2 * query_low as i32) / 12.0
+        } else {
+            0.0
+        };
+        let hint_random = if hint_low > 0 {
+            n * 2f64.powi(2 * (hint_low as i32 - 2))
+        } else {
+            0.0
+        };
+        let random_variance =
+            (input.params.noise_variance() + query_rounding) * norm_sq + hint_random;
         let e_max = 2f64.powi(input.params.noise_bound_log2 as i32)
-            + if query_low > 0 { 2f64.powi(query_low as i32 - 1) } else { 0.0 };
-        let hint_term = if hint_low > 0 { 2f64.powi(hint_low as i32 - 2) } else { 0.0 };
+            + if query_low > 0 {
+                2f64.powi(query_low as i32 - 1)
+            } else {
+                0.0
+            };
+        let hint_term = if hint_low > 0 {
+            2f64.powi(hint_low as i32 - 2)
+        } else {
+            0.0
+        };
         let random_term_max = (e_max * input.catalog_max_abs as f64).max(hint_term);
-        let ln_p_score = std::f64::consts::LN_2
-            - t * t / (2.0 * (random_variance + random_term_max * t / 3.0));
-        let failure_log2 = ln_p_score / std::f64::consts::LN_2 + (input.geometry.items as f64).log2();
+        let ln_p_score =
+            std::f64::consts::LN_2 - t * t / (2.0 * (random_variance + random_term_max * t / 3.0));
+        let failure_log2 =
+            ln_p_score / std::f64::consts::LN_2 + (input.geometry.items as f64).log2();
         if failure_log2 > input.failure_log2 as f64 {
             return None;
         }
@@ -205,9 +233,21 @@ impl NoiseBudget {
     /// like its random part, so across coefficients it adds the same variance again.
     pub fn predicted_variance(&self, params: &GlweParams, norm_sq: f64, response_low: u32) -> f64 {
         let n = params.polynomial_size.0 as f64;
-        let query = if self.query_low > 0 { 2f64.powi(2 * self.query_low as i32) / 12.0 } else { 0.0 };
-        let hint = if self.hint_low > 0 { 2.0 * n * 2f64.powi(2 * self.hint_low as i32) / 48.0 } else { 0.0 };
-        let response = if response_low > 0 { 2f64.powi(2 * response_low as i32) / 12.0 } else { 0.0 };
+        let query = if self.query_low > 0 {
+            2f64.powi(2 * self.query_low as i32) / 12.0
+        } else {
+            0.0
+        };
+        let hint = if self.hint_low > 0 {
+            2.0 * n * 2f64.powi(2 * self.hint_low as i32) / 48.0
+        } else {
+            0.0
+        };
+        let response = if response_low > 0 {
+            2f64.powi(2 * response_low as i32) / 12.0
+        } else {
+            0.0
+        };
         (params.noise_variance() + query) * norm_sq + hint + response
     }
 }
@@ -246,7 +286,13 @@ mod tests {
     use crate::layout::Layout;
     use crate::params::GLWE_2048_TUNIFORM17;
 
-    fn budget(d: usize, items: usize, layout: Layout, cbits: u32, qbits: u32) -> Result<NoiseBudget, ProtocolError> {
+    fn budget(
+        d: usize,
+        items: usize,
+        layout: Layout,
+        cbits: u32,
+        qbits: u32,
+    ) -> Result<NoiseBudget, ProtocolError> {
         let geometry = Geometry::new(2048, layout, d, items).unwrap();
         let cmax = max_abs_for_bits(cbits);
         NoiseBudget::compute(&BudgetInput {

@@ -33,7 +33,11 @@ impl QuantizedCatalog {
                 allowed: "2..=16 bits".into(),
             });
         }
-        if dimension == 0 || dimension > MAX_DIMENSION || values.is_empty() || values.len() % dimension != 0 {
+        if dimension == 0
+            || dimension > MAX_DIMENSION
+            || values.is_empty()
+            || values.len() % dimension != 0
+        {
             return Err(ProtocolError::WrongLength {
                 what: "catalog values",
                 found: values.len(),
@@ -48,7 +52,11 @@ impl QuantizedCatalog {
                 allowed: format!("|v| <= {max} at {bits} bits"),
             });
         }
-        Ok(QuantizedCatalog { dimension, bits, values })
+        Ok(QuantizedCatalog {
+            dimension,
+            bits,
+            values,
+        })
     }
 
     /// Dimension d.
@@ -80,7 +88,12 @@ impl QuantizedCatalog {
     pub fn block_norm_sq(&self, items_per_block: usize) -> u64 {
         self.values
             .chunks(items_per_block * self.dimension)
-            .map(|block| block.iter().map(|&v| (v as i64 * v as i64) as u64).sum::<u64>())
+            .map(|block| {
+                block
+                    .iter()
+                    .map(|&v| (v as i64 * v as i64) as u64)
+                    .sum::<u64>()
+            })
             .max()
             .unwrap_or(0)
     }
@@ -90,7 +103,12 @@ impl QuantizedCatalog {
     pub fn plaintext_scores(&self, query: &[i32]) -> Vec<i64> {
         self.values
             .chunks_exact(self.dimension)
-            .map(|row| row.iter().zip(query).map(|(&c, &u)| c as i64 * u as i64).sum())
+            .map(|row| {
+                row.iter()
+                    .zip(query)
+                    .map(|(&c, &u)| c as i64 * u as i64)
+                    .sum()
+            })
             .collect()
     }
 }
@@ -141,9 +159,16 @@ impl CatalogShape {
         block_norm_sq: u64,
         failure_log2: i32,
     ) -> Result<Self, ProtocolError> {
-        for (what, bits) in [("catalog value width", catalog_bits), ("query value width", query_bits)] {
+        for (what, bits) in [
+            ("catalog value width", catalog_bits),
+            ("query value width", query_bits),
+        ] {
             if !VALUE_BITS.contains(&bits) {
-                return Err(ProtocolError::OutOfRange { what, value: bits as u64, allowed: "2..=16 bits".into() });
+                return Err(ProtocolError::OutOfRange {
+                    what,
+                    value: bits as u64,
+                    allowed: "2..=16 bits".into(),
+                });
             }
         }
         if dimension > MAX_DIMENSION {
@@ -227,7 +252,8 @@ impl CatalogShape {
                 }
                 match best {
                     Some((_, shape)) => Ok(shape),
-                    None => Err(last_err.unwrap_or(ProtocolError::BudgetInfeasible("no layout fits".into()))),
+                    None => Err(last_err
+                        .unwrap_or(ProtocolError::BudgetInfeasible("no layout fits".into()))),
                 }
             }
         }
@@ -272,13 +298,29 @@ impl CatalogShape {
 
 /// The largest dimension whose worst case (every value at its bound, full blocks of
 /// `items` items) the budget accepts at these widths, or `None` if not even d = 1 fits.
-pub fn max_dimension(params: &'static GlweParams, layout: Layout, items: usize, catalog_bits: u32, query_bits: u32) -> Option<usize> {
+pub fn max_dimension(
+    params: &'static GlweParams,
+    layout: Layout,
+    items: usize,
+    catalog_bits: u32,
+    query_bits: u32,
+) -> Option<usize> {
     let fits = |d: usize| {
         let Ok(geometry) = Geometry::new(params.polynomial_size.0, layout, d, items) else {
             return false;
         };
         let norm = BudgetInput::worst_case_norm_sq(&geometry, max_abs_for_bits(catalog_bits));
-        CatalogShape::new(params, layout, d, items, catalog_bits, query_bits, norm, DEFAULT_FAILURE_LOG2).is_ok()
+        CatalogShape::new(
+            params,
+            layout,
+            d,
+            items,
+            catalog_bits,
+            query_bits,
+            norm,
+            DEFAULT_FAILURE_LOG2,
+        )
+        .is_ok()
     };
     let min_d = layout.group_size() / 2 + 1;
     if !fits(min_d) {
@@ -325,7 +367,13 @@ mod tests {
     #[test]
     fn cost_model_prefers_grouping_for_small_catalogs() {
         let c = QuantizedCatalog::new(128, 8, vec![1; 128 * 4096]).unwrap();
-        let shape = CatalogShape::for_catalog(&GLWE_2048_TUNIFORM17, &c, 8, LayoutChoice::Auto(CostModel::default())).unwrap();
+        let shape = CatalogShape::for_catalog(
+            &GLWE_2048_TUNIFORM17,
+            &c,
+            8,
+            LayoutChoice::Auto(CostModel::default()),
+        )
+        .unwrap();
         assert_ne!(shape.layout, Layout::Column);
     }
 }

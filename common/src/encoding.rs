@@ -16,7 +16,11 @@ pub fn low_mask(bits: u32) -> u64 {
 
 /// Round `value` (mod 2^64) to its bits `low..hi`: a word of `hi - low` bits.
 pub fn to_word(value: u64, low: u32, hi: u32) -> u64 {
-    let rounded = if low == 0 { value } else { value.wrapping_add(1u64 << (low - 1)) >> low };
+    let rounded = if low == 0 {
+        value
+    } else {
+        value.wrapping_add(1u64 << (low - 1)) >> low
+    };
     rounded & low_mask(hi - low)
 }
 

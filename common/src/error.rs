@@ -19,9 +19,17 @@ pub enum ProtocolError {
     #[error("malformed message: {0}")]
     Malformed(String),
     #[error("{what} is {found}, expected {expected}")]
-    WrongLength { what: &'static str, found: usize, expected: usize },
+    WrongLength {
+        what: &'static str,
+        found: usize,
+        expected: usize,
+    },
     #[error("{what} = {value} is out of range ({allowed})")]
-    OutOfRange { what: &'static str, value: u64, allowed: String },
+    OutOfRange {
+        what: &'static str,
+        value: u64,
+        allowed: String,
+    },
     #[error("digest mismatch: {0}")]
     DigestMismatch(&'static str),
     #[error("the noise budget cannot be met: {0}")]

@@ -34,12 +34,20 @@ impl NegacyclicFft {
         let mut buffers = ComputationBuffers::new();
         let scratch_bytes = req.unaligned_bytes_required();
         buffers.resize(scratch_bytes);
-        NegacyclicFft { fft, buffers, scratch_bytes, n }
+        NegacyclicFft {
+            fft,
+            buffers,
+            scratch_bytes,
+            n,
+        }
     }
 
     /// Overwrite the scratch space with zeros (it may hold transforms of secret data).
     pub fn wipe_scratch(&mut self) {
-        let _ = self.buffers.stack().make_aligned_with::<u8>(self.scratch_bytes, 1, |_| 0);
+        let _ = self
+            .buffers
+            .stack()
+            .make_aligned_with::<u8>(self.scratch_bytes, 1, |_| 0);
     }
 
     /// Polynomial size N.
@@ -95,11 +103,15 @@ mod tests {
         let n = 2048;
         let mut state = 0x1234_5678_u64;
         let mut next = || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             state
         };
         let a: Vec<u64> = (0..n).map(|_| next()).collect();
-        let p: Vec<u64> = (0..n).map(|_| ((next() % 255) as i64 - 127) as u64).collect();
+        let p: Vec<u64> = (0..n)
+            .map(|_| ((next() % 255) as i64 - 127) as u64)
+            .collect();
         let mut exact = vec![0u64; n];
         exact_add_mul(&mut exact, &a, &p);
         let mut fft = NegacyclicFft::new(n);
@@ -118,6 +130,10 @@ mod tests {
             .map(|(e, a)| (a.wrapping_sub(*e) as i64).unsigned_abs())
             .max()
             .unwrap();
-        assert!(max_err < 1 << 30, "max error 2^{:.1}", (max_err as f64).log2());
+        assert!(
+            max_err < 1 << 30,
+            "max error 2^{:.1}",
+            (max_err as f64).log2()
+        );
     }
 }

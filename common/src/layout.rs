@@ -221,9 +221,7 @@ impl CostModel {
             hint_bytes,
             server_seconds,
             client_seconds,
-            total_seconds: server_seconds
-                + client_seconds
-                + transfer / self.link_bytes_per_second,
+            total_seconds: server_seconds + client_seconds + transfer / self.link_bytes_per_second,
         }
     }
 }

@@ -24,14 +24,22 @@ pub struct Masks {
 
 impl Masks {
     /// Expand the masks of `groups` ciphertexts for (parameters, catalog id, version).
-    pub fn derive(params: &GlweParams, catalog_id: &str, version: &CatalogVersion, groups: usize) -> Self {
+    pub fn derive(
+        params: &GlweParams,
+        catalog_id: &str,
+        version: &CatalogVersion,
+        groups: usize,
+    ) -> Self {
         let seed = mask_seed(params.id, catalog_id, version);
         Self::from_seed(params, seed, groups)
     }
 
     /// Expand the masks of `groups` ciphertexts from a raw seed.
     pub fn from_seed(params: &GlweParams, seed: u128, groups: usize) -> Self {
-        assert_eq!(params.glwe_dimension.0, 1, "only k = 1 (RLWE) is in the parameter table");
+        assert_eq!(
+            params.glwe_dimension.0, 1,
+            "only k = 1 (RLWE) is in the parameter table"
+        );
         let n = params.polynomial_size;
         let glwe_size = params.glwe_dimension.to_glwe_size();
         let seeded = SeededGlweCiphertextList::new(
@@ -49,7 +57,9 @@ impl Masks {
             GlweCiphertextCount(groups),
             CiphertextModulus::new_native(),
         );
-        decompress_seeded_glwe_ciphertext_list::<_, _, _, DefaultRandomGenerator>(&mut full, &seeded);
+        decompress_seeded_glwe_ciphertext_list::<_, _, _, DefaultRandomGenerator>(
+            &mut full, &seeded,
+        );
         let mut values = Vec::with_capacity(groups * n.0);
         for ct in full.iter() {
             values.extend_from_slice(ct.get_mask().as_ref());

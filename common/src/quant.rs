@@ -18,12 +18,21 @@ pub fn quantize(vector: &[f32], bits: u32) -> Quantized {
         .filter(|v| v.is_finite())
         .fold(0.0f64, |m, v| m.max((*v as f64).abs()));
     if max_abs == 0.0 {
-        return Quantized { values: vec![0; vector.len()], scale: 0.0 };
+        return Quantized {
+            values: vec![0; vector.len()],
+            scale: 0.0,
+        };
     }
     let scale = max_abs / max_int;
     let values = vector
         .iter()
-        .map(|v| if v.is_finite() { ((*v as f64) / scale).round().clamp(-max_int, max_int) as i32 } else { 0 })
+        .map(|v| {
+            if v.is_finite() {
+                ((*v as f64) / scale).round().clamp(-max_int, max_int) as i32
+            } else {
+                0
+            }
+        })
         .collect();
     Quantized { values, scale }
 }

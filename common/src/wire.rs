@@ -39,7 +39,10 @@ impl CatalogRef {
     /// Check that this reference names `expected`, reporting which part differs.
     pub fn expect(&self, expected: &CatalogRef) -> Result<(), ProtocolError> {
         if self.param_id != expected.param_id {
-            return Err(ProtocolError::ParameterMismatch { found: self.param_id, expected: expected.param_id });
+            return Err(ProtocolError::ParameterMismatch {
+                found: self.param_id,
+                expected: expected.param_id,
+            });
         }
         if self.catalog_id != expected.catalog_id {
             return Err(ProtocolError::CatalogMismatch {
@@ -61,7 +64,9 @@ impl CatalogRef {
 pub fn validate_catalog_id(id: &str) -> Result<(), ProtocolError> {
     let ok = !id.is_empty()
         && id.len() <= MAX_CATALOG_ID_LEN
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
     if ok {
         Ok(())
     } else {
@@ -140,8 +145,21 @@ impl CatalogDescription {
             self.failure_log2,
         )?;
         let b = &shape.budget;
-        let advertised = [self.delta_log2, self.modulus_log2, self.query_low, self.hint_low, self.response_low];
-        let computed = [b.delta_log2, b.modulus_log2, b.query_low, b.hint_low, b.response_low].map(|x| x as u8);
+        let advertised = [
+            self.delta_log2,
+            self.modulus_log2,
+            self.query_low,
+            self.hint_low,
+            self.response_low,
+        ];
+        let computed = [
+            b.delta_log2,
+            b.modulus_log2,
+            b.query_low,
+            b.hint_low,
+            b.response_low,
+        ]
+        .map(|x| x as u8);
         if advertised != computed {
             return Err(ProtocolError::Malformed(format!(
                 "advertised budget (delta, modulus, query, hint, response bits) {advertised:?} differs from the \
@@ -185,12 +203,20 @@ macro_rules! payload_check {
     ($ty:ty, $field:ident, $len:ident, $what:literal) => {
         impl $ty {
             /// Check version, catalog and exact payload length against what is expected.
-            pub fn check(&self, expected: &CatalogRef, shape: &CatalogShape) -> Result<(), ProtocolError> {
+            pub fn check(
+                &self,
+                expected: &CatalogRef,
+                shape: &CatalogShape,
+            ) -> Result<(), ProtocolError> {
                 check_wire_version(self.wire_version)?;
                 self.catalog.expect(expected)?;
                 let want = shape.$len();
                 if self.$field.len() != want {
-                    return Err(ProtocolError::WrongLength { what: $what, found: self.$field.len(), expected: want });
+                    return Err(ProtocolError::WrongLength {
+                        what: $what,
+                        found: self.$field.len(),
+                        expected: want,
+                    });
                 }
                 Ok(())
             }
@@ -200,18 +226,28 @@ macro_rules! payload_check {
 
 payload_check!(HintMessage, words, hint_payload_bytes, "hint bytes");
 payload_check!(QueryMessage, bodies, query_payload_bytes, "query bytes");
-payload_check!(ResponseMessage, scores, response_payload_bytes, "response bytes");
+payload_check!(
+    ResponseMessage,
+    scores,
+    response_payload_bytes,
+    "response bytes"
+);
 
 fn check_wire_version(v: u16) -> Result<(), ProtocolError> {
     if v == WIRE_VERSION {
         Ok(())
     } else {
-        Err(ProtocolError::WireVersion { found: v, expected: WIRE_VERSION })
+        Err(ProtocolError::WireVersion {
+            found: v,
+            expected: WIRE_VERSION,
+        })
     }
 }
 
 fn options(limit: u64) -> impl Options {
-    bincode::DefaultOptions::new().with_limit(limit).reject_trailing_bytes()
+    bincode::DefaultOptions::new()
+        .with_limit(limit)
+        .reject_trailing_bytes()
 }
 
 /// Encode a message.
@@ -223,7 +259,9 @@ pub fn encode<T: Serialize>(message: &T) -> Vec<u8> {
 /// Decode a message, reading at most `limit` bytes of allocations; trailing bytes are an
 /// error.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], limit: u64) -> Result<T, ProtocolError> {
-    options(limit).deserialize(bytes).map_err(|e| ProtocolError::Malformed(e.to_string()))
+    options(limit)
+        .deserialize(bytes)
+        .map_err(|e| ProtocolError::Malformed(e.to_string()))
 }
 
 /// Byte vectors as one length-prefixed blob rather than a sequence of u8 (same bytes in

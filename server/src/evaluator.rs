@@ -10,7 +10,7 @@ use blindscore_common::fourier::{c64, NegacyclicFft};
 use blindscore_common::{CatalogShape, ProtocolError, QueryMessage};
 
 use crate::fourier_catalog::FourierCatalog;
-use crate::simd::{Kernel, CHUNK_BLOCKS, TILE, TILE_F64};
+use crate::simd::{Kernel, TileSums, CHUNK_BLOCKS, TILE, TILE_F64};
 
 /// Blocks scanned per span: bounds the accumulators at `queries * SPAN_BLOCKS * N * 8`
 /// bytes (16 MiB for a batch of 16).
@@ -36,9 +36,21 @@ impl<'a> Evaluator<'a> {
 
     /// An evaluator with a chosen kernel (falls back to the portable one when the CPU
     /// lacks the requested one).
-    pub fn with_kernel(shape: &'a CatalogShape, catalog: &'a FourierCatalog, kernel: Kernel) -> Self {
-        let kernel = if kernel.is_available() { kernel } else { Kernel::Portable };
-        Evaluator { shape, catalog, kernel }
+    pub fn with_kernel(
+        shape: &'a CatalogShape,
+        catalog: &'a FourierCatalog,
+        kernel: Kernel,
+    ) -> Self {
+        let kernel = if kernel.is_available() {
+            kernel
+        } else {
+            Kernel::Portable
+        };
+        Evaluator {
+            shape,
+            catalog,
+            kernel,
+        }
     }
 
     /// The kernel in use.
@@ -53,24 +65,33 @@ impl<'a> Evaluator<'a> {
         let n = g.n;
         let groups = g.groups();
         let width = self.shape.budget.query_bits();
-        let words = bitpack::unpack(&query.bodies, width, g.query_coefficients(), "query bodies")?;
         let mut fft = NegacyclicFft::new(n);
-        let mut torus = vec![0u64; n];
+        let mut torus = Vec::with_capacity(n);
         let mut fourier = vec![c64::new(0.0, 0.0); n / 2];
         let mut data = vec![0.0; (n / 2 / TILE) * groups * TILE_F64];
-        for (gi, body) in words.chunks_exact(n).enumerate() {
-            for (t, w) in torus.iter_mut().zip(body) {
-                *t = word_to_torus(*w, width);
-            }
-            fft.forward_torus(&mut fourier, &torus);
-            for (tile, points) in fourier.chunks_exact(TILE).enumerate() {
-                let at = (tile * groups + gi) * TILE_F64;
-                for (i, z) in points.iter().enumerate() {
-                    data[at + i] = z.re;
-                    data[at + TILE + i] = z.im;
+        let mut gi = 0;
+        // Unpack body by body straight into the transform's input.
+        bitpack::unpack_with(
+            &query.bodies,
+            width,
+            g.query_coefficients(),
+            "query bodies",
+            |w| {
+                torus.push(word_to_torus(w, width));
+                if torus.len() == n {
+                    fft.forward_torus(&mut fourier, &torus);
+                    for (tile, points) in fourier.chunks_exact(TILE).enumerate() {
+                        let at = (tile * groups + gi) * TILE_F64;
+                        for (i, z) in points.iter().enumerate() {
+                            data[at + i] = z.re;
+                            data[at + TILE + i] = z.im;
+                        }
+                    }
+                    torus.clear();
+                    gi += 1;
                 }
-            }
-        }
+            },
+        )?;
         Ok(PreparedQuery { data })
     }
 
@@ -101,27 +122,50 @@ impl<'a> Evaluator<'a> {
             let span = SPAN_BLOCKS.min(stored - first);
             // acc[tile][query][block of the span][8 points]
             let acc_tile = nq * span * TILE;
-            acc[..tiles * acc_tile].par_chunks_mut(acc_tile).enumerate().for_each(|(tile, acc)| {
-                let data = &self.catalog.tile(tile)[first * q_tile..(first + span) * q_tile];
-                for (quad, p) in data.chunks_exact(quad_len).enumerate() {
-                    for (qi, q) in queries.iter().enumerate() {
-                        let qt = &q.data[tile * q_tile..(tile + 1) * q_tile];
-                        let sums = self.kernel.mac_tile(qt, p, groups);
+            acc[..tiles * acc_tile]
+                .par_chunks_mut(acc_tile)
+                .enumerate()
+                .for_each(|(tile, acc)| {
+                    let data = &self.catalog.tile(tile)[first * q_tile..(first + span) * q_tile];
+                    let q_at = |qi: usize| &queries[qi].data[tile * q_tile..(tile + 1) * q_tile];
+                    let mut store = |qi: usize, quad: usize, sums: &TileSums| {
                         for blk in 0..CHUNK_BLOCKS {
                             let at = (qi * span + quad * CHUNK_BLOCKS + blk) * TILE;
                             for i in 0..TILE {
                                 acc[at + i] = c64::new(sums.re[blk][i], sums.im[blk][i]);
                             }
                         }
+                    };
+                    for (quad, p) in data.chunks_exact(quad_len).enumerate() {
+                        // Queries two at a time share each catalog load.
+                        for pair in 0..nq / 2 {
+                            let [a, b] = self.kernel.mac_tile_pair(
+                                q_at(2 * pair),
+                                q_at(2 * pair + 1),
+                                p,
+                                groups,
+                            );
+                            store(2 * pair, quad, &a);
+                            store(2 * pair + 1, quad, &b);
+                        }
+                        if nq % 2 == 1 {
+                            let sums = self.kernel.mac_tile(q_at(nq - 1), p, groups);
+                            store(nq - 1, quad, &sums);
+                        }
                     }
-                }
-            });
+                });
             let real = blocks.min(first + span) - first;
             let acc = &acc;
             let words: Vec<Vec<u64>> = (0..nq * real)
                 .into_par_iter()
                 .map_init(
-                    || (NegacyclicFft::new(n), vec![0u64; n], vec![c64::new(0.0, 0.0); half]),
+                    || {
+                        (
+                            NegacyclicFft::new(n),
+                            vec![0u64; n],
+                            vec![c64::new(0.0, 0.0); half],
+                        )
+                    },
                     |(fft, poly, fourier), job| {
                         let (qi, blk) = (job / real, job % real);
                         for (tile, points) in fourier.chunks_exact_mut(TILE).enumerate() {
@@ -130,7 +174,9 @@ impl<'a> Evaluator<'a> {
                         }
                         fft.backward_torus(poly, fourier);
                         let block = first + blk;
-                        (0..g.items_in_block(block)).map(|t| torus_to_word(poly[g.score_coefficient(t)], width)).collect()
+                        (0..g.items_in_block(block))
+                            .map(|t| torus_to_word(poly[g.score_coefficient(t)], width))
+                            .collect()
                     },
                 )
                 .collect();
@@ -145,6 +191,8 @@ impl<'a> Evaluator<'a> {
 
     /// Score one query.
     pub fn score(&self, query: &PreparedQuery) -> Vec<u64> {
-        self.score_batch(std::slice::from_ref(query)).pop().unwrap_or_default()
+        self.score_batch(std::slice::from_ref(query))
+            .pop()
+            .unwrap_or_default()
     }
 }

@@ -44,33 +44,42 @@ impl FourierCatalog {
         for first in (0..total).step_by(BUILD_STEP_BLOCKS) {
             let count = BUILD_STEP_BLOCKS.min(total - first);
             // Transform this step's blocks, block-major, in parallel...
-            step[..count * groups * half].par_chunks_mut(groups * half).enumerate().for_each_init(
-                || (NegacyclicFft::new(n), vec![0u64; n]),
-                |(fft, poly), (blk, out)| {
-                    for (g, fourier) in out.chunks_exact_mut(half).enumerate() {
-                        block_polynomial(&geometry, catalog, first + blk, g, poly);
-                        fft.forward_integer(fourier, poly);
-                    }
-                    progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
-                },
-            );
+            step[..count * groups * half]
+                .par_chunks_mut(groups * half)
+                .enumerate()
+                .for_each_init(
+                    || (NegacyclicFft::new(n), vec![0u64; n]),
+                    |(fft, poly), (blk, out)| {
+                        for (g, fourier) in out.chunks_exact_mut(half).enumerate() {
+                            block_polynomial(&geometry, catalog, first + blk, g, poly);
+                            fft.forward_integer(fourier, poly);
+                        }
+                        progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
+                    },
+                );
             // ...then scatter them into the tile-major layout, in parallel over tiles.
             let step = &step;
-            data.par_chunks_mut(tile_len).enumerate().for_each(|(tile, out)| {
-                for blk in 0..count {
-                    for g in 0..groups {
-                        let points = &step[(blk * groups + g) * half + tile * TILE..][..TILE];
-                        let at = ((first + blk) * groups + g) * TILE_F64;
-                        let v = &mut out[at..at + TILE_F64];
-                        for (i, z) in points.iter().enumerate() {
-                            v[i] = z.re;
-                            v[TILE + i] = z.im;
+            data.par_chunks_mut(tile_len)
+                .enumerate()
+                .for_each(|(tile, out)| {
+                    for blk in 0..count {
+                        for g in 0..groups {
+                            let points = &step[(blk * groups + g) * half + tile * TILE..][..TILE];
+                            let at = ((first + blk) * groups + g) * TILE_F64;
+                            let v = &mut out[at..at + TILE_F64];
+                            for (i, z) in points.iter().enumerate() {
+                                v[i] = z.re;
+                                v[TILE + i] = z.im;
+                            }
                         }
                     }
-                }
-            });
+                });
         }
-        FourierCatalog { geometry, stored_blocks, data }
+        FourierCatalog {
+            geometry,
+            stored_blocks,
+            data,
+        }
     }
 
     /// Sizes of the catalog.
@@ -98,7 +107,13 @@ impl FourierCatalog {
 
 /// The catalog polynomial of group g in a block: item t's coordinates g*b..g*b+b placed
 /// reversed at exponents t*b + b - 1 - j, as signed integers in u64.
-pub fn block_polynomial(geometry: &Geometry, catalog: &QuantizedCatalog, block: usize, g: usize, out: &mut [u64]) {
+pub fn block_polynomial(
+    geometry: &Geometry,
+    catalog: &QuantizedCatalog,
+    block: usize,
+    g: usize,
+    out: &mut [u64],
+) {
     out.fill(0);
     let b = geometry.b;
     let d = geometry.dimension;

@@ -58,13 +58,21 @@ impl ServedCatalog {
     /// Compute the shape and version, transform the catalog and compute the hint.
     /// `progress` is called with (step, blocks done, blocks in all), step being
     /// "fourier" or "hint".
-    pub fn build(source: &CatalogSource<'_>, progress: &(dyn Fn(&str, usize, usize) + Sync)) -> Result<Self, ProtocolError> {
+    pub fn build(
+        source: &CatalogSource<'_>,
+        progress: &(dyn Fn(&str, usize, usize) + Sync),
+    ) -> Result<Self, ProtocolError> {
         wire::validate_catalog_id(source.catalog_id)?;
         let catalog = source.catalog;
         if !source.scales.is_empty() && source.scales.len() != catalog.items() {
-            return Err(ProtocolError::WrongLength { what: "item scales", found: source.scales.len(), expected: catalog.items() });
+            return Err(ProtocolError::WrongLength {
+                what: "item scales",
+                found: source.scales.len(),
+                expected: catalog.items(),
+            });
         }
-        let shape = CatalogShape::for_catalog(source.params, catalog, source.query_bits, source.layout)?;
+        let shape =
+            CatalogShape::for_catalog(source.params, catalog, source.query_bits, source.layout)?;
         let version = catalog_version(&VersionInput {
             params: source.params.id,
             layout: shape.layout,
@@ -75,8 +83,17 @@ impl ServedCatalog {
             scales: source.scales,
             values: catalog.values(),
         });
-        let catalog_ref = CatalogRef { param_id: source.params.id, catalog_id: source.catalog_id.to_string(), version };
-        let masks = Masks::derive(source.params, source.catalog_id, &version, shape.geometry.groups());
+        let catalog_ref = CatalogRef {
+            param_id: source.params.id,
+            catalog_id: source.catalog_id.to_string(),
+            version,
+        };
+        let masks = Masks::derive(
+            source.params,
+            source.catalog_id,
+            &version,
+            shape.geometry.groups(),
+        );
         let fourier = FourierCatalog::build(&shape, catalog, &|d, t| progress("fourier", d, t));
         let exact = hint::exact_hint(&shape, catalog, &masks, &|d, t| progress("hint", d, t));
         let words = hint::hint_words(&shape, &exact);
@@ -85,13 +102,25 @@ impl ServedCatalog {
             catalog: catalog_ref.clone(),
             words: bitpack::pack(&words, shape.budget.hint_bits()),
         });
-        let description = CatalogDescription::new(catalog_ref.clone(), &shape, sha256(&hint_message));
-        Ok(ServedCatalog { catalog_ref, shape, description, hint_message, fourier, kernel: Kernel::detect() })
+        let description =
+            CatalogDescription::new(catalog_ref.clone(), &shape, sha256(&hint_message));
+        Ok(ServedCatalog {
+            catalog_ref,
+            shape,
+            description,
+            hint_message,
+            fourier,
+            kernel: Kernel::detect(),
+        })
     }
 
     /// Use a given kernel for scoring (the portable one, e.g., to compare).
     pub fn set_kernel(&mut self, kernel: Kernel) {
-        self.kernel = if kernel.is_available() { kernel } else { Kernel::Portable };
+        self.kernel = if kernel.is_available() {
+            kernel
+        } else {
+            Kernel::Portable
+        };
     }
 
     /// Which catalog version this is.
@@ -139,8 +168,10 @@ impl ServedCatalog {
     /// Score several encoded queries in one pass; each gets its own result.
     pub fn score_encoded_batch(&self, queries: &[&[u8]]) -> Vec<Result<Vec<u8>, ProtocolError>> {
         let evaluator = self.evaluator();
-        let prepared: Vec<Result<PreparedQuery, ProtocolError>> =
-            queries.iter().map(|q| self.decode_query(q).and_then(|m| evaluator.prepare(&m))).collect();
+        let prepared: Vec<Result<PreparedQuery, ProtocolError>> = queries
+            .iter()
+            .map(|q| self.decode_query(q).and_then(|m| evaluator.prepare(&m)))
+            .collect();
         let mut good: Vec<PreparedQuery> = Vec::new();
         let mut slots = Vec::with_capacity(prepared.len());
         for p in prepared {
@@ -152,7 +183,11 @@ impl ServedCatalog {
                 Err(e) => slots.push(Err(e)),
             }
         }
-        let mut words = evaluator.score_batch(&good).into_iter().map(Some).collect::<Vec<_>>();
+        let mut words = evaluator
+            .score_batch(&good)
+            .into_iter()
+            .map(Some)
+            .collect::<Vec<_>>();
         slots
             .into_iter()
             .map(|slot| {
@@ -166,7 +201,9 @@ impl ServedCatalog {
 
     /// Score one encoded query and encode the response.
     pub fn score_encoded(&self, query: &[u8]) -> Result<Vec<u8>, ProtocolError> {
-        self.score_encoded_batch(&[query]).pop().unwrap_or_else(|| Err(ProtocolError::Malformed("no query".into())))
+        self.score_encoded_batch(&[query])
+            .pop()
+            .unwrap_or_else(|| Err(ProtocolError::Malformed("no query".into())))
     }
 
     fn encode_response(&self, words: &[u64]) -> Vec<u8> {

@@ -69,6 +69,28 @@ impl Kernel {
     }
 }
 
+impl Kernel {
+    /// [`Kernel::mac_tile`] for two queries at once: each catalog vector loaded serves
+    /// both, halving the catalog traffic from cache in a batch.
+    #[inline]
+    pub fn mac_tile_pair(self, q0: &[f64], q1: &[f64], p: &[f64], groups: usize) -> [TileSums; 2] {
+        assert_eq!(q0.len(), groups * TILE_F64);
+        assert_eq!(q1.len(), groups * TILE_F64);
+        assert_eq!(p.len(), CHUNK_BLOCKS * groups * TILE_F64);
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => {
+                // SAFETY: as in `mac_tile`: AVX-512F was detected, lengths checked above.
+                unsafe { avx512::mac_tile_pair(q0, q1, p, groups) }
+            }
+            _ => [
+                portable_mac_tile(q0, p, groups),
+                portable_mac_tile(q1, p, groups),
+            ],
+        }
+    }
+}
+
 fn portable_mac_tile(q: &[f64], p: &[f64], groups: usize) -> TileSums {
     let mut sums = TileSums::default();
     for blk in 0..CHUNK_BLOCKS {
@@ -129,8 +151,63 @@ mod avx512 {
         for blk in 0..CHUNK_BLOCKS {
             // SAFETY: each destination is an array of exactly 8 f64.
             unsafe {
-                _mm512_storeu_pd(sums.re[blk].as_mut_ptr(), _mm512_sub_pd(re_a[blk], re_b[blk]));
-                _mm512_storeu_pd(sums.im[blk].as_mut_ptr(), _mm512_add_pd(im_c[blk], im_d[blk]));
+                _mm512_storeu_pd(
+                    sums.re[blk].as_mut_ptr(),
+                    _mm512_sub_pd(re_a[blk], re_b[blk]),
+                );
+                _mm512_storeu_pd(
+                    sums.im[blk].as_mut_ptr(),
+                    _mm512_add_pd(im_c[blk], im_d[blk]),
+                );
+            }
+        }
+        sums
+    }
+
+    /// # Safety
+    /// The CPU must support AVX-512F; `q0` and `q1` hold `groups * TILE_F64` and `p`
+    /// `CHUNK_BLOCKS * groups * TILE_F64` values.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn mac_tile_pair(q0: &[f64], q1: &[f64], p: &[f64], groups: usize) -> [TileSums; 2] {
+        let zero = _mm512_setzero_pd();
+        // acc[query][block]: re accumulates q_re p_re - q_im p_im, im q_re p_im + q_im p_re.
+        let mut re = [[zero; CHUNK_BLOCKS]; 2];
+        let mut im = [[zero; CHUNK_BLOCKS]; 2];
+        let block_stride = groups * TILE_F64;
+        let pp = p.as_ptr();
+        let qs = [q0.as_ptr(), q1.as_ptr()];
+        for g in 0..groups {
+            // SAFETY: g < groups keeps every offset inside the slices (caller's guarantee).
+            unsafe {
+                let q_re = [
+                    _mm512_loadu_pd(qs[0].add(g * TILE_F64)),
+                    _mm512_loadu_pd(qs[1].add(g * TILE_F64)),
+                ];
+                let q_im = [
+                    _mm512_loadu_pd(qs[0].add(g * TILE_F64 + TILE)),
+                    _mm512_loadu_pd(qs[1].add(g * TILE_F64 + TILE)),
+                ];
+                for blk in 0..CHUNK_BLOCKS {
+                    let base = pp.add(blk * block_stride + g * TILE_F64);
+                    let p_re = _mm512_loadu_pd(base);
+                    let p_im = _mm512_loadu_pd(base.add(TILE));
+                    for k in 0..2 {
+                        re[k][blk] = _mm512_fmadd_pd(q_re[k], p_re, re[k][blk]);
+                        re[k][blk] = _mm512_fnmadd_pd(q_im[k], p_im, re[k][blk]);
+                        im[k][blk] = _mm512_fmadd_pd(q_re[k], p_im, im[k][blk]);
+                        im[k][blk] = _mm512_fmadd_pd(q_im[k], p_re, im[k][blk]);
+                    }
+                }
+            }
+        }
+        let mut sums = [TileSums::default(); 2];
+        for (k, s) in sums.iter_mut().enumerate() {
+            for blk in 0..CHUNK_BLOCKS {
+                // SAFETY: each destination is an array of exactly 8 f64.
+                unsafe {
+                    _mm512_storeu_pd(s.re[blk].as_mut_ptr(), re[k][blk]);
+                    _mm512_storeu_pd(s.im[blk].as_mut_ptr(), im[k][blk]);
+                }
             }
         }
         sums
@@ -146,13 +223,19 @@ mod avx512 {
         // SAFETY (all loads below): each reads 32 bytes at offset k*32 < d of a row or of
         // the query, inside the slices by the caller's guarantees.
         let q: Vec<__m512i> = (0..chunks)
-            .map(|k| unsafe { _mm512_cvtepi8_epi16(_mm256_loadu_si256(query.as_ptr().add(k * 32) as *const __m256i)) })
+            .map(|k| unsafe {
+                _mm512_cvtepi8_epi16(_mm256_loadu_si256(
+                    query.as_ptr().add(k * 32) as *const __m256i
+                ))
+            })
             .collect();
         for (i, o) in out.iter_mut().enumerate() {
             let row = unsafe { catalog.as_ptr().add(i * d) };
             let mut acc = _mm512_setzero_si512();
             for (k, qk) in q.iter().enumerate() {
-                let c = unsafe { _mm512_cvtepi8_epi16(_mm256_loadu_si256(row.add(k * 32) as *const __m256i)) };
+                let c = unsafe {
+                    _mm512_cvtepi8_epi16(_mm256_loadu_si256(row.add(k * 32) as *const __m256i))
+                };
                 acc = _mm512_add_epi32(acc, _mm512_madd_epi16(c, *qk));
             }
             *o = _mm512_reduce_add_epi32(acc);
@@ -171,7 +254,10 @@ mod avx512 {
                 *a = _mm512_add_pd(*a, unsafe { _mm512_loadu_pd(p.add(i + 8 * k)) });
             }
         }
-        _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(acc[0], acc[1]), _mm512_add_pd(acc[2], acc[3])))
+        _mm512_reduce_add_pd(_mm512_add_pd(
+            _mm512_add_pd(acc[0], acc[1]),
+            _mm512_add_pd(acc[2], acc[3]),
+        ))
     }
 
     /// # Safety
@@ -209,7 +295,11 @@ pub fn plaintext_dot_i8(catalog: &[i8], query: &[i8], out: &mut [i32]) {
         }
     }
     for (row, o) in catalog.chunks_exact(d).zip(out.iter_mut()) {
-        *o = row.iter().zip(query).map(|(&c, &q)| c as i32 * q as i32).sum();
+        *o = row
+            .iter()
+            .zip(query)
+            .map(|(&c, &q)| c as i32 * q as i32)
+            .sum();
     }
 }
 
@@ -226,12 +316,16 @@ pub mod probe {
                 return unsafe { super::avx512::read_sum(buffer) };
             }
         }
-        buffer.chunks_exact(8).fold([0.0; 8], |mut acc, c| {
-            for i in 0..8 {
-                acc[i] += c[i];
-            }
-            acc
-        }).iter().sum()
+        buffer
+            .chunks_exact(8)
+            .fold([0.0; 8], |mut acc, c| {
+                for i in 0..8 {
+                    acc[i] += c[i];
+                }
+                acc
+            })
+            .iter()
+            .sum()
     }
 
     /// Run `iterations` rounds of 16 independent 8-lane FMAs (AVX-512) and return the
@@ -268,7 +362,12 @@ mod tests {
         plaintext_dot_i8(&catalog, &query, &mut fast);
         let slow: Vec<i32> = catalog
             .chunks(d)
-            .map(|r| r.iter().zip(&query).map(|(&a, &b)| a as i32 * b as i32).sum())
+            .map(|r| {
+                r.iter()
+                    .zip(&query)
+                    .map(|(&a, &b)| a as i32 * b as i32)
+                    .sum()
+            })
             .collect();
         assert_eq!(fast, slow);
     }
@@ -276,11 +375,30 @@ mod tests {
     #[test]
     fn kernels_agree() {
         let groups = 13;
-        let q: Vec<f64> = (0..groups * TILE_F64).map(|i| ((i * 37 % 101) as f64 - 50.0) / 7.0).collect();
-        let p: Vec<f64> = (0..CHUNK_BLOCKS * groups * TILE_F64).map(|i| ((i * 53 % 97) as f64 - 48.0) * 3.0).collect();
+        let q: Vec<f64> = (0..groups * TILE_F64)
+            .map(|i| ((i * 37 % 101) as f64 - 50.0) / 7.0)
+            .collect();
+        let p: Vec<f64> = (0..CHUNK_BLOCKS * groups * TILE_F64)
+            .map(|i| ((i * 53 % 97) as f64 - 48.0) * 3.0)
+            .collect();
         let a = Kernel::Portable.mac_tile(&q, &p, groups);
         let k = Kernel::detect();
         let b = k.mac_tile(&q, &p, groups);
+        let q1: Vec<f64> = q.iter().map(|x| x * -1.5).collect();
+        let [c, d] = k.mac_tile_pair(&q, &q1, &p, groups);
+        let e = Kernel::Portable.mac_tile(&q1, &p, groups);
+        for blk in 0..CHUNK_BLOCKS {
+            for i in 0..TILE {
+                assert!(
+                    (a.re[blk][i] - c.re[blk][i]).abs() < 1e-9
+                        && (a.im[blk][i] - c.im[blk][i]).abs() < 1e-9
+                );
+                assert!(
+                    (e.re[blk][i] - d.re[blk][i]).abs() < 1e-9
+                        && (e.im[blk][i] - d.im[blk][i]).abs() < 1e-9
+                );
+            }
+        }
         for blk in 0..CHUNK_BLOCKS {
             for i in 0..TILE {
                 assert!((a.re[blk][i] - b.re[blk][i]).abs() < 1e-9);
