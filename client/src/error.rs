@@ -12,6 +12,12 @@ pub enum ClientError {
     /// A query value is outside the catalog's query width.
     #[error("query value {value} at index {index} exceeds the query width (|v| <= {max})")]
     QueryValueOutOfRange { index: usize, value: i32, max: u32 },
+    /// The server could not be reached or the connection failed.
+    #[error("transport error: {0}")]
+    Transport(String),
+    /// The server answered with an error status.
+    #[error("server answered {status}: {message}")]
+    Server { status: u16, message: String },
     /// The OS could not provide randomness.
     #[error("the operating system's random generator failed: {0}")]
     Randomness(String),

@@ -20,12 +20,14 @@
 //! ```
 
 mod error;
+mod http;
 mod key;
 mod prepared;
 mod query;
 mod rank;
 
 pub use error::ClientError;
+pub use http::{Client, Transfer};
 pub use key::SecretKey;
 pub use prepared::PreparedCatalog;
 pub use query::{EncryptedQuery, PendingQuery};
