@@ -8,9 +8,9 @@ use blindscore_client::PreparedCatalog;
 use blindscore_common::digest::CatalogVersion;
 use blindscore_common::masks::Masks;
 use blindscore_common::params::DEFAULT_PARAMS;
-use blindscore_common::wire::{self, CatalogRef, WIRE_VERSION};
+use blindscore_common::wire::{self, CatalogRef, QueryView, WIRE_VERSION};
 use blindscore_common::{
-    bitpack, CatalogShape, Layout, LayoutChoice, QuantizedCatalog, QueryMessage, ResponseMessage,
+    bitpack, CatalogShape, Layout, LayoutChoice, QuantizedCatalog, ResponseMessage,
 };
 use blindscore_server::{hint, Evaluator, FourierCatalog};
 use common::Lcg;
@@ -58,7 +58,7 @@ fn measure(layout: Layout, d: usize, round_response: bool, trials: usize) -> Mea
             .map(|_| if rng.next() & 1 == 1 { 127 } else { -127 })
             .collect();
         let encrypted = prepared.encrypt(&query).unwrap();
-        let message: QueryMessage = wire::decode(&encrypted.bytes, u64::MAX).unwrap();
+        let message: QueryView<'_> = wire::decode_view(&encrypted.bytes, u64::MAX).unwrap();
         let words = evaluator.score(&evaluator.prepare(&message).unwrap());
         let response = wire::encode(&ResponseMessage {
             wire_version: WIRE_VERSION,

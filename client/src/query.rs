@@ -12,8 +12,8 @@ use zeroize::Zeroizing;
 
 use blindscore_common::encoding::{encode_message, round_signed, to_word, word_to_torus};
 use blindscore_common::fourier::{c64, NegacyclicFft};
-use blindscore_common::wire::{self, CatalogRef, WIRE_VERSION};
-use blindscore_common::{bitpack, ProtocolError, QueryMessage, ResponseMessage};
+use blindscore_common::wire::{self, CatalogRef, ResponseView, WIRE_VERSION};
+use blindscore_common::{bitpack, ProtocolError, QueryMessage};
 
 use crate::error::ClientError;
 use crate::key::SecretKey;
@@ -225,10 +225,9 @@ impl PendingQuery {
         let g = shape.geometry;
         let b = &shape.budget;
         let limit = shape.response_payload_bytes() as u64 + HEADER_ALLOWANCE;
-        let message: ResponseMessage = wire::decode(response, limit)?;
+        let message: ResponseView<'_> = wire::decode_view(response, limit)?;
         message.check(&prepared.catalog, shape)?;
         let width = b.response_bits();
-        let words = bitpack::unpack(&message.scores, width, g.items, "scores")?;
         let n = g.n;
         let half = n / 2;
         let s: &[c64] = bytemuck::cast_slice(self.key_fourier.as_slice());
@@ -240,24 +239,33 @@ impl PendingQuery {
         let mut scores = Vec::with_capacity(g.items);
         let mut noise = Vec::new();
         let want_noise = cfg!(feature = "test-vectors");
-        for (block, h) in prepared.hint.chunks_exact(half).enumerate() {
-            let p: &mut [c64] = bytemuck::cast_slice_mut(product.as_mut_slice());
-            for ((p, h), s) in p.iter_mut().zip(h).zip(s) {
-                *p = h * s;
-            }
-            fft.backward_torus(&mut hint_times_key, p);
-            let first = block * g.items_per_block();
-            for t in 0..g.items_in_block(block) {
-                let r = word_to_torus(words[first + t], width);
-                let diff = r.wrapping_sub(hint_times_key[g.score_coefficient(t)]);
-                let score = round_signed(diff, score_shift);
-                scores.push(score);
-                if want_noise {
-                    let exact = (score as u64).wrapping_shl(score_shift);
-                    noise.push(diff.wrapping_sub(exact) as i64 as f64 / unit);
+        let (mut block, mut t) = (0usize, 0usize);
+        // Every block is full but the last, whose words simply run out.
+        let per_block = g.items_per_block();
+        // Words arrive in item order; a block's hint times key is computed when its first
+        // word arrives.
+        bitpack::unpack_with(message.scores, width, g.items, "scores", |word| {
+            if t == 0 {
+                let p: &mut [c64] = bytemuck::cast_slice_mut(product.as_mut_slice());
+                let h = &prepared.hint[block * half..(block + 1) * half];
+                for ((p, h), s) in p.iter_mut().zip(h).zip(s) {
+                    *p = h * s;
                 }
+                fft.backward_torus(&mut hint_times_key, p);
             }
-        }
+            let diff = word_to_torus(word, width).wrapping_sub(hint_times_key[g.score_coefficient(t)]);
+            let score = round_signed(diff, score_shift);
+            scores.push(score);
+            if want_noise {
+                let exact = (score as u64).wrapping_shl(score_shift);
+                noise.push(diff.wrapping_sub(exact) as i64 as f64 / unit);
+            }
+            t += 1;
+            if t == per_block {
+                block += 1;
+                t = 0;
+            }
+        })?;
         fft.wipe_scratch();
         if scores.len() != g.items {
             return Err(ProtocolError::WrongLength {

@@ -10,32 +10,73 @@ pub fn rescale(scores: &[i64], query_scale: f64, item_scales: &[f32]) -> Vec<f64
         .collect()
 }
 
-/// The k best (index, score) pairs, best first, ties broken by lower index, in
-/// O(M + k log k): a selection, not a full sort. NaN scores rank last.
+/// The k best (index, score) pairs, best first, ties broken by lower index, in one pass
+/// with a bounded heap: O(M + k log k) comparisons in the usual case, no full sort and no
+/// copy of the scores. NaN scores rank last.
 pub fn top_k<T: Copy + PartialOrd>(scores: &[T], k: usize) -> Vec<(usize, T)> {
+    use std::collections::BinaryHeap;
     let k = k.min(scores.len());
     if k == 0 {
         return Vec::new();
     }
-    let better = |a: &(usize, T), b: &(usize, T)| -> std::cmp::Ordering {
-        match b.1.partial_cmp(&a.1) {
-            Some(std::cmp::Ordering::Equal) => a.0.cmp(&b.0),
-            Some(o) => o,
-            // NaN: rank it after everything.
-            None => match (a.1.partial_cmp(&a.1), b.1.partial_cmp(&b.1)) {
-                (None, Some(_)) => std::cmp::Ordering::Greater,
-                (Some(_), None) => std::cmp::Ordering::Less,
-                _ => a.0.cmp(&b.0),
+    // The heap's top is the worst of the best k so far.
+    let mut heap: BinaryHeap<Ranked<T>> = BinaryHeap::with_capacity(k + 1);
+    for (i, &s) in scores.iter().enumerate() {
+        let entry = Ranked(i, s);
+        if heap.len() < k {
+            heap.push(entry);
+        } else if let Some(worst) = heap.peek() {
+            // Fast path: strictly below the k-th best cannot enter.
+            if s.partial_cmp(&worst.1) == Some(std::cmp::Ordering::Less) {
+                continue;
+            }
+            if entry < *worst {
+                heap.pop();
+                heap.push(entry);
+            }
+        }
+    }
+    heap.into_sorted_vec().into_iter().map(|Ranked(i, s)| (i, s)).collect()
+}
+
+/// An (index, score) pair ordered best first: "less" means ranked higher.
+struct Ranked<T>(usize, T);
+
+impl<T: PartialOrd> Ranked<T> {
+    fn rank(&self, other: &Self) -> std::cmp::Ordering {
+        use std::cmp::Ordering;
+        let nan_self = self.1.partial_cmp(&self.1).is_none();
+        let nan_other = other.1.partial_cmp(&other.1).is_none();
+        match (nan_self, nan_other) {
+            (true, false) => Ordering::Greater,
+            (false, true) => Ordering::Less,
+            (true, true) => self.0.cmp(&other.0),
+            (false, false) => match other.1.partial_cmp(&self.1) {
+                Some(Ordering::Equal) | None => self.0.cmp(&other.0),
+                Some(o) => o,
             },
         }
-    };
-    let mut pairs: Vec<(usize, T)> = scores.iter().copied().enumerate().collect();
-    if k < pairs.len() {
-        pairs.select_nth_unstable_by(k - 1, better);
-        pairs.truncate(k);
     }
-    pairs.sort_unstable_by(better);
-    pairs
+}
+
+impl<T: PartialOrd> PartialEq for Ranked<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.rank(other) == std::cmp::Ordering::Equal
+    }
+}
+
+impl<T: PartialOrd> Eq for Ranked<T> {}
+
+impl<T: PartialOrd> PartialOrd for Ranked<T> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl<T: PartialOrd> Ord for Ranked<T> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.rank(other)
+    }
 }
 
 #[cfg(test)]

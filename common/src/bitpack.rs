@@ -65,15 +65,17 @@ pub fn unpack_with(
     let mask = low_mask(bits);
     let mut acc: u128 = 0;
     let mut filled = 0u32;
-    let mut chunks = bytes.chunks(8);
+    let mut pos = 0usize;
     for _ in 0..count {
         if filled < bits {
-            // The length check guarantees the bytes are there.
-            let chunk = chunks.next().unwrap_or(&[]);
+            // The length check guarantees the bytes are there; only the last refill may be
+            // short.
+            let take = (bytes.len() - pos).min(8);
             let mut buf = [0u8; 8];
-            buf[..chunk.len()].copy_from_slice(chunk);
+            buf[..take].copy_from_slice(&bytes[pos..pos + take]);
+            pos += take;
             acc |= (u64::from_le_bytes(buf) as u128) << filled;
-            filled += 8 * chunk.len() as u32;
+            filled += 8 * take as u32;
         }
         sink((acc as u64) & mask);
         acc >>= bits;

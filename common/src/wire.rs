@@ -199,6 +199,24 @@ pub struct ResponseMessage {
     pub scores: Vec<u8>,
 }
 
+/// A [`QueryMessage`] decoded without copying its payload (same bytes on the wire).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct QueryView<'a> {
+    pub wire_version: u16,
+    pub catalog: CatalogRef,
+    #[serde(borrow)]
+    pub bodies: &'a [u8],
+}
+
+/// A [`ResponseMessage`] decoded without copying its payload (same bytes on the wire).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct ResponseView<'a> {
+    pub wire_version: u16,
+    pub catalog: CatalogRef,
+    #[serde(borrow)]
+    pub scores: &'a [u8],
+}
+
 macro_rules! payload_check {
     ($ty:ty, $field:ident, $len:ident, $what:literal) => {
         impl $ty {
@@ -232,6 +250,8 @@ payload_check!(
     response_payload_bytes,
     "response bytes"
 );
+payload_check!(QueryView<'_>, bodies, query_payload_bytes, "query bytes");
+payload_check!(ResponseView<'_>, scores, response_payload_bytes, "response bytes");
 
 fn check_wire_version(v: u16) -> Result<(), ProtocolError> {
     if v == WIRE_VERSION {
@@ -259,6 +279,13 @@ pub fn encode<T: Serialize>(message: &T) -> Vec<u8> {
 /// Decode a message, reading at most `limit` bytes of allocations; trailing bytes are an
 /// error.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], limit: u64) -> Result<T, ProtocolError> {
+    options(limit)
+        .deserialize(bytes)
+        .map_err(|e| ProtocolError::Malformed(e.to_string()))
+}
+
+/// Decode a view that borrows its payload from `bytes`.
+pub fn decode_view<'a, T: Deserialize<'a>>(bytes: &'a [u8], limit: u64) -> Result<T, ProtocolError> {
     options(limit)
         .deserialize(bytes)
         .map_err(|e| ProtocolError::Malformed(e.to_string()))

@@ -7,7 +7,8 @@ use rayon::prelude::*;
 use blindscore_common::bitpack;
 use blindscore_common::encoding::{torus_to_word, word_to_torus};
 use blindscore_common::fourier::{c64, NegacyclicFft};
-use blindscore_common::{CatalogShape, ProtocolError, QueryMessage};
+use blindscore_common::wire::QueryView;
+use blindscore_common::{CatalogShape, ProtocolError};
 
 use crate::fourier_catalog::FourierCatalog;
 use crate::simd::{Kernel, TileSums, CHUNK_BLOCKS, TILE, TILE_F64};
@@ -59,8 +60,8 @@ impl<'a> Evaluator<'a> {
     }
 
     /// Unpack and transform a query's bodies. The message must have passed
-    /// [`QueryMessage::check`].
-    pub fn prepare(&self, query: &QueryMessage) -> Result<PreparedQuery, ProtocolError> {
+    /// [`QueryView::check`].
+    pub fn prepare(&self, query: &QueryView<'_>) -> Result<PreparedQuery, ProtocolError> {
         let g = &self.shape.geometry;
         let n = g.n;
         let groups = g.groups();

@@ -17,10 +17,10 @@ pub mod simd;
 
 use blindscore_common::digest::{catalog_version, sha256, VersionInput};
 use blindscore_common::masks::Masks;
-use blindscore_common::wire::{self, WIRE_VERSION};
+use blindscore_common::wire::{self, QueryView, WIRE_VERSION};
 use blindscore_common::{
     bitpack, CatalogDescription, CatalogRef, CatalogShape, GlweParams, HintMessage, LayoutChoice,
-    ProtocolError, QuantizedCatalog, QueryMessage, ResponseMessage,
+    ProtocolError, QuantizedCatalog, ResponseMessage,
 };
 
 pub use evaluator::{Evaluator, PreparedQuery};
@@ -160,9 +160,9 @@ impl ServedCatalog {
         self.shape.query_payload_bytes() as u64 + HEADER_ALLOWANCE
     }
 
-    /// Decode and check an encoded query against this version.
-    pub fn decode_query(&self, bytes: &[u8]) -> Result<QueryMessage, ProtocolError> {
-        let query: QueryMessage = wire::decode(bytes, self.max_query_bytes())?;
+    /// Decode and check an encoded query against this version (borrowing its payload).
+    pub fn decode_query<'a>(&self, bytes: &'a [u8]) -> Result<QueryView<'a>, ProtocolError> {
+        let query: QueryView<'a> = wire::decode_view(bytes, self.max_query_bytes())?;
         query.check(&self.catalog_ref, &self.shape)?;
         Ok(query)
     }
