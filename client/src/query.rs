@@ -200,8 +200,20 @@ impl PendingQuery {
         prepared: &PreparedCatalog,
         response: &[u8],
     ) -> Result<Vec<i64>, ClientError> {
-        self.decrypt_raw(prepared, response)
-            .map(|(scores, _)| scores)
+        let mut scores = Vec::new();
+        self.decrypt_into(prepared, response, &mut scores)?;
+        Ok(scores)
+    }
+
+    /// [`PendingQuery::decrypt`] into a buffer the caller keeps from query to query (it is
+    /// cleared first), which spares a large allocation per query.
+    pub fn decrypt_into(
+        self,
+        prepared: &PreparedCatalog,
+        response: &[u8],
+        scores: &mut Vec<i64>,
+    ) -> Result<(), ClientError> {
+        self.decrypt_raw(prepared, response, scores, None)
     }
 
     /// Decrypt and also return each score's noise, in units of the 2^64 torus: for the
@@ -212,14 +224,18 @@ impl PendingQuery {
         prepared: &PreparedCatalog,
         response: &[u8],
     ) -> Result<(Vec<i64>, Vec<f64>), ClientError> {
-        self.decrypt_raw(prepared, response)
+        let (mut scores, mut noise) = (Vec::new(), Vec::new());
+        self.decrypt_raw(prepared, response, &mut scores, Some(&mut noise))?;
+        Ok((scores, noise))
     }
 
     fn decrypt_raw(
         self,
         prepared: &PreparedCatalog,
         response: &[u8],
-    ) -> Result<(Vec<i64>, Vec<f64>), ClientError> {
+        scores: &mut Vec<i64>,
+        mut noise: Option<&mut Vec<f64>>,
+    ) -> Result<(), ClientError> {
         self.catalog.expect(&prepared.catalog)?;
         let shape = &prepared.shape;
         let g = shape.geometry;
@@ -236,9 +252,8 @@ impl PendingQuery {
         let mut hint_times_key = Zeroizing::new(vec![0u64; n]);
         let score_shift = 64 - (b.modulus_log2 - b.delta_log2);
         let unit = 2f64.powi(64 - b.modulus_log2 as i32);
-        let mut scores = Vec::with_capacity(g.items);
-        let mut noise = Vec::new();
-        let want_noise = cfg!(feature = "test-vectors");
+        scores.clear();
+        scores.reserve(g.items);
         let (mut block, mut t) = (0usize, 0usize);
         // Every block is full but the last, whose words simply run out.
         let per_block = g.items_per_block();
@@ -256,7 +271,7 @@ impl PendingQuery {
             let diff = word_to_torus(word, width).wrapping_sub(hint_times_key[g.score_coefficient(t)]);
             let score = round_signed(diff, score_shift);
             scores.push(score);
-            if want_noise {
+            if let Some(noise) = noise.as_mut() {
                 let exact = (score as u64).wrapping_shl(score_shift);
                 noise.push(diff.wrapping_sub(exact) as i64 as f64 / unit);
             }
@@ -275,6 +290,6 @@ impl PendingQuery {
             }
             .into());
         }
-        Ok((scores, noise))
+        Ok(())
     }
 }
