@@ -7,16 +7,17 @@ use blindscore_common::params::DEFAULT_PARAMS;
 use blindscore_common::{Layout, LayoutChoice, QuantizedCatalog};
 use blindscore_server::{CatalogSource, ServedCatalog};
 
-/// A small deterministic generator (tests must be reproducible).
+/// A small deterministic generator (SplitMix64: every output bit is well mixed, unlike
+/// the low bits of an LCG; tests must be reproducible).
 pub struct Lcg(pub u64);
 
 impl Lcg {
     pub fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0 >> 11
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
     }
 
     /// Uniform in [-max, max].
