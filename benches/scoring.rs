@@ -171,7 +171,9 @@ fn main() {
             b.iter_batched(
                 || prepared.encrypt(&queries[0]).expect("encrypt").pending,
                 |pending| {
-                    pending.decrypt_into(&prepared, &response, &mut scores).expect("decrypt");
+                    pending
+                        .decrypt_into(&prepared, &response, &mut scores)
+                        .expect("decrypt");
                     top_k(&scores, 10)
                 },
                 BatchSize::PerIteration,

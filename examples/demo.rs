@@ -67,7 +67,11 @@ async fn main() -> anyhow::Result<()> {
     );
 
     // A sample user who likes topic 7, with a little of topic 21.
-    let user: Vec<f32> = topic_centre(7).iter().zip(topic_centre(21)).map(|(a, b)| a + 0.3 * b).collect();
+    let user: Vec<f32> = topic_centre(7)
+        .iter()
+        .zip(topic_centre(21))
+        .map(|(a, b)| a + 0.3 * b)
+        .collect();
     let query = quantize(&user, prepared.shape().query_bits);
     let t = Instant::now();
     let encrypted = prepared.encrypt(&query.values)?;
@@ -84,10 +88,17 @@ async fn main() -> anyhow::Result<()> {
     let t = Instant::now();
     let scores = encrypted.pending.decrypt(&prepared, &response)?;
     let ranked = top_k(&rescale(&scores, query.scale * catalog_scale, &[]), 10);
-    println!("client: decrypted and ranked {} scores in {:.1} ms\n", scores.len(), t.elapsed().as_secs_f64() * 1e3);
+    println!(
+        "client: decrypted and ranked {} scores in {:.1} ms\n",
+        scores.len(),
+        t.elapsed().as_secs_f64() * 1e3
+    );
 
     let plain = top_k(&catalog.plaintext_scores(&query.values), 10);
-    println!("{:<4} {:<34} {:>8}   {:<34} {:>8}", "rank", "encrypted top-10", "score", "plaintext top-10", "score");
+    println!(
+        "{:<4} {:<34} {:>8}   {:<34} {:>8}",
+        "rank", "encrypted top-10", "score", "plaintext top-10", "score"
+    );
     for (r, (e, p)) in ranked.iter().zip(&plain).enumerate() {
         println!(
             "{:<4} {:<34} {:>8.4}   {:<34} {:>8.4}",

@@ -160,7 +160,8 @@ fn client_refuses_unknown_or_downgraded_parameters() {
 #[test]
 fn client_refuses_out_of_range_description_fields() {
     let hint = fixture().served.hint_message();
-    let cases: Vec<Box<dyn Fn(&mut CatalogDescription)>> = vec![
+    type Mutation = Box<dyn Fn(&mut CatalogDescription)>;
+    let cases: Vec<Mutation> = vec![
         Box::new(|d| d.dimension = 1 << 20),
         Box::new(|d| d.dimension = 0),
         Box::new(|d| d.item_count = u64::MAX),

@@ -26,13 +26,20 @@ pub struct Transfer {
 impl Client {
     /// A client for the server at `base` (e.g. `http://127.0.0.1:8080`).
     pub fn new(base: &str) -> Self {
-        Client { http: reqwest::Client::new(), base: base.trim_end_matches('/').to_string() }
+        Client {
+            http: reqwest::Client::new(),
+            base: base.trim_end_matches('/').to_string(),
+        }
     }
 
     /// Fetch a catalog's description and hint, check them and prepare.
-    pub async fn fetch_catalog(&self, name: &str) -> Result<(PreparedCatalog, Transfer), ClientError> {
+    pub async fn fetch_catalog(
+        &self,
+        name: &str,
+    ) -> Result<(PreparedCatalog, Transfer), ClientError> {
         let description_bytes = self.get(&format!("/v1/catalogs/{name}")).await?;
-        let description: CatalogDescription = wire::decode(&description_bytes, MAX_DESCRIPTION_BYTES)?;
+        let description: CatalogDescription =
+            wire::decode(&description_bytes, MAX_DESCRIPTION_BYTES)?;
         let shape = description.shape()?;
         let hint = self.get(&format!("/v1/catalogs/{name}/hint")).await?;
         if hint.len() > shape.hint_payload_bytes() + 4096 {
@@ -44,11 +51,21 @@ impl Client {
             .into());
         }
         let prepared = PreparedCatalog::new(&description, &hint)?;
-        Ok((prepared, Transfer { up: 0, down: description_bytes.len() + hint.len() }))
+        Ok((
+            prepared,
+            Transfer {
+                up: 0,
+                down: description_bytes.len() + hint.len(),
+            },
+        ))
     }
 
     /// Send an encrypted query; returns the encoded response.
-    pub async fn score(&self, name: &str, query: Vec<u8>) -> Result<(Vec<u8>, Transfer), ClientError> {
+    pub async fn score(
+        &self,
+        name: &str,
+        query: Vec<u8>,
+    ) -> Result<(Vec<u8>, Transfer), ClientError> {
         let up = query.len();
         let response = self
             .http
@@ -76,10 +93,16 @@ impl Client {
 
 async fn read(response: reqwest::Response) -> Result<Vec<u8>, ClientError> {
     let status = response.status();
-    let bytes = response.bytes().await.map_err(|e| ClientError::Transport(e.to_string()))?;
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|e| ClientError::Transport(e.to_string()))?;
     if !status.is_success() {
         let message = String::from_utf8_lossy(&bytes[..bytes.len().min(1024)]).into_owned();
-        return Err(ClientError::Server { status: status.as_u16(), message });
+        return Err(ClientError::Server {
+            status: status.as_u16(),
+            message,
+        });
     }
     Ok(bytes.to_vec())
 }

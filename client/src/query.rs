@@ -137,11 +137,10 @@ impl PreparedCatalog {
         let mut limb_product = Zeroizing::new(vec![0u64; n]);
         let delta_log2 = self.shape.budget.delta_log2;
         for (gi, body) in bodies.chunks_exact_mut(n).enumerate() {
-            for j in 0..g.b {
-                let dim = gi * g.b + j;
-                if dim < g.dimension {
-                    body[j] = body[j].wrapping_add(encode_message(query[dim] as i64, delta_log2));
-                }
+            // Coordinates g*b .. g*b+b-1 go to coefficients 0..b-1 (fewer in the last group).
+            let coords = query.iter().skip(gi * g.b).take(g.b);
+            for (coefficient, &u) in body.iter_mut().zip(coords) {
+                *coefficient = coefficient.wrapping_add(encode_message(u as i64, delta_log2));
             }
             let limbs = &self.mask_limbs[gi * LIMBS * half..(gi + 1) * LIMBS * half];
             for (l, a) in limbs.chunks_exact(half).enumerate() {
@@ -268,7 +267,8 @@ impl PendingQuery {
                 }
                 fft.backward_torus(&mut hint_times_key, p);
             }
-            let diff = word_to_torus(word, width).wrapping_sub(hint_times_key[g.score_coefficient(t)]);
+            let diff =
+                word_to_torus(word, width).wrapping_sub(hint_times_key[g.score_coefficient(t)]);
             let score = round_signed(diff, score_shift);
             scores.push(score);
             if let Some(noise) = noise.as_mut() {

@@ -36,7 +36,10 @@ pub fn top_k<T: Copy + PartialOrd>(scores: &[T], k: usize) -> Vec<(usize, T)> {
             }
         }
     }
-    heap.into_sorted_vec().into_iter().map(|Ranked(i, s)| (i, s)).collect()
+    heap.into_sorted_vec()
+        .into_iter()
+        .map(|Ranked(i, s)| (i, s))
+        .collect()
 }
 
 /// An (index, score) pair ordered best first: "less" means ranked higher.

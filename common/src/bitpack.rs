@@ -82,7 +82,7 @@ pub fn unpack_with(
         filled -= bits;
     }
     let used = count * bits as usize;
-    if used % 8 != 0 && (bytes[used / 8] >> (used % 8)) != 0 {
+    if !used.is_multiple_of(8) && (bytes[used / 8] >> (used % 8)) != 0 {
         return Err(ProtocolError::Malformed(format!(
             "{what}: non-zero padding bits"
         )));

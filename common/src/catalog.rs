@@ -36,7 +36,7 @@ impl QuantizedCatalog {
         if dimension == 0
             || dimension > MAX_DIMENSION
             || values.is_empty()
-            || values.len() % dimension != 0
+            || !values.len().is_multiple_of(dimension)
         {
             return Err(ProtocolError::WrongLength {
                 what: "catalog values",

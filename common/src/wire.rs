@@ -251,7 +251,12 @@ payload_check!(
     "response bytes"
 );
 payload_check!(QueryView<'_>, bodies, query_payload_bytes, "query bytes");
-payload_check!(ResponseView<'_>, scores, response_payload_bytes, "response bytes");
+payload_check!(
+    ResponseView<'_>,
+    scores,
+    response_payload_bytes,
+    "response bytes"
+);
 
 fn check_wire_version(v: u16) -> Result<(), ProtocolError> {
     if v == WIRE_VERSION {
@@ -285,7 +290,10 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], limit: u64) -> Result<T, Protoc
 }
 
 /// Decode a view that borrows its payload from `bytes`.
-pub fn decode_view<'a, T: Deserialize<'a>>(bytes: &'a [u8], limit: u64) -> Result<T, ProtocolError> {
+pub fn decode_view<'a, T: Deserialize<'a>>(
+    bytes: &'a [u8],
+    limit: u64,
+) -> Result<T, ProtocolError> {
     options(limit)
         .deserialize(bytes)
         .map_err(|e| ProtocolError::Malformed(e.to_string()))

@@ -28,7 +28,10 @@ impl Rng {
     fn normal(&mut self) -> f32 {
         let mut s = 0.0;
         for _ in 0..12 {
-            self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             s += (self.0 >> 11) as f64 / (1u64 << 53) as f64;
         }
         (s - 6.0) as f32
@@ -59,7 +62,10 @@ pub fn demo_catalog() -> DemoCatalog {
     for i in 0..DEMO_ITEMS {
         let topic = i % DEMO_TOPICS;
         let spread = 0.15 + 0.25 * ((i / DEMO_TOPICS) % 4) as f32 / 3.0;
-        let mut v: Vec<f32> = centres[topic].iter().map(|c| c + spread * rng.normal() / (DEMO_DIMENSION as f32).sqrt()).collect();
+        let mut v: Vec<f32> = centres[topic]
+            .iter()
+            .map(|c| c + spread * rng.normal() / (DEMO_DIMENSION as f32).sqrt())
+            .collect();
         normalise(&mut v);
         embeddings.extend_from_slice(&v);
         ids.push(format!("synthetic/topic-{topic:02}/item-{i:05}"));
@@ -68,9 +74,14 @@ pub fn demo_catalog() -> DemoCatalog {
 }
 
 /// Quantize float rows to `bits`-bit integers with one scale for the whole catalog.
-pub fn quantize_catalog(embeddings: &[f32], dimension: usize, bits: u32) -> (QuantizedCatalog, f64) {
+pub fn quantize_catalog(
+    embeddings: &[f32],
+    dimension: usize,
+    bits: u32,
+) -> (QuantizedCatalog, f64) {
     let q = quantize(embeddings, bits);
     let values = q.values.iter().map(|&v| v as i16).collect();
-    let catalog = QuantizedCatalog::new(dimension, bits, values).expect("quantized values fit their width");
+    let catalog =
+        QuantizedCatalog::new(dimension, bits, values).expect("quantized values fit their width");
     (catalog, q.scale)
 }

@@ -73,7 +73,7 @@ impl<'a> Evaluator<'a> {
         let mut gi = 0;
         // Unpack body by body straight into the transform's input.
         bitpack::unpack_with(
-            &query.bodies,
+            query.bodies,
             width,
             g.query_coefficients(),
             "query bodies",

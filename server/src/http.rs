@@ -25,7 +25,10 @@ pub struct AppState {
 impl AppState {
     /// State serving these catalogs, keyed by their catalog ids.
     pub fn new(catalogs: Vec<ServedCatalog>) -> Self {
-        let catalogs = catalogs.into_iter().map(|c| (c.catalog_ref().catalog_id.clone(), Arc::new(c))).collect();
+        let catalogs = catalogs
+            .into_iter()
+            .map(|c| (c.catalog_ref().catalog_id.clone(), Arc::new(c)))
+            .collect();
         AppState { catalogs }
     }
 
@@ -40,7 +43,12 @@ impl AppState {
 
 /// The router, with the body limit set to the largest query any catalog accepts.
 pub fn router(state: Arc<AppState>) -> Router {
-    let limit = state.catalogs.values().map(|c| c.max_query_bytes()).max().unwrap_or(1 << 20) as usize;
+    let limit = state
+        .catalogs
+        .values()
+        .map(|c| c.max_query_bytes())
+        .max()
+        .unwrap_or(1 << 20) as usize;
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/v1/catalogs/{name}", get(describe))
@@ -50,23 +58,35 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-async fn describe(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Result<Response, ApiError> {
+async fn describe(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
     let catalog = state.catalog(&name)?;
     Ok(binary(wire::encode(catalog.description())))
 }
 
-async fn hint(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Result<Response, ApiError> {
+async fn hint(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
     let catalog = state.catalog(&name)?;
     Ok(binary(catalog.hint_message().to_vec()))
 }
 
-async fn score(State(state): State<Arc<AppState>>, Path(name): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+async fn score(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let catalog = state.catalog(&name)?;
-    let scored = tokio::task::spawn_blocking(move || catalog.score_encoded(&body)).await.map_err(|_| ApiError {
-        status: StatusCode::INTERNAL_SERVER_ERROR,
-        code: "internal",
-        message: "scoring failed".into(),
-    })?;
+    let scored = tokio::task::spawn_blocking(move || catalog.score_encoded(&body))
+        .await
+        .map_err(|_| ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "internal",
+            message: "scoring failed".into(),
+        })?;
     Ok(binary(scored?))
 }
 
@@ -90,7 +110,14 @@ struct ErrorBody<'a> {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(ErrorBody { code: self.code, message: &self.message })).into_response()
+        (
+            self.status,
+            Json(ErrorBody {
+                code: self.code,
+                message: &self.message,
+            }),
+        )
+            .into_response()
     }
 }
 
@@ -105,6 +132,10 @@ impl From<ProtocolError> for ApiError {
             ProtocolError::WrongLength { .. } => (StatusCode::BAD_REQUEST, "wrong_length"),
             _ => (StatusCode::BAD_REQUEST, "malformed_query"),
         };
-        ApiError { status, code, message: e.to_string() }
+        ApiError {
+            status,
+            code,
+            message: e.to_string(),
+        }
     }
 }

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use blindscore_common::params::DEFAULT_PARAMS;
-use blindscore_common::{LayoutChoice, layout::CostModel};
+use blindscore_common::{layout::CostModel, LayoutChoice};
 use blindscore_server::demo::{demo_catalog, quantize_catalog, DEMO_DIMENSION};
 use blindscore_server::http::{router, AppState};
 use blindscore_server::{CatalogSource, ServedCatalog};
@@ -12,7 +12,10 @@ use clap::Parser;
 
 /// Configuration of the server.
 #[derive(Parser, Debug)]
-#[command(version, about = "blindscore: private scoring of an item catalog against encrypted preferences")]
+#[command(
+    version,
+    about = "blindscore: private scoring of an item catalog against encrypted preferences"
+)]
 struct Config {
     /// Address to listen on.
     #[arg(long, env = "BLINDSCORE_LISTEN", default_value = "127.0.0.1:8080")]

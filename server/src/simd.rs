@@ -288,7 +288,7 @@ pub fn plaintext_dot_i8(catalog: &[i8], query: &[i8], out: &mut [i32]) {
     assert_eq!(catalog.len(), out.len() * d);
     #[cfg(target_arch = "x86_64")]
     {
-        if d % 32 == 0 && std::arch::is_x86_feature_detected!("avx512bw") {
+        if d.is_multiple_of(32) && std::arch::is_x86_feature_detected!("avx512bw") {
             // SAFETY: AVX-512BW was detected just above; lengths were checked.
             unsafe { avx512::plaintext_dot_i8(catalog, query, out) };
             return;
@@ -311,7 +311,7 @@ pub mod probe {
     pub fn read_sum(buffer: &[f64]) -> f64 {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx512f") && buffer.len() % 32 == 0 {
+            if std::arch::is_x86_feature_detected!("avx512f") && buffer.len().is_multiple_of(32) {
                 // SAFETY: AVX-512F detected; the length is a multiple of 32.
                 return unsafe { super::avx512::read_sum(buffer) };
             }
