@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use blindscore_client::{top_k, PreparedCatalog};
 use blindscore_common::params::DEFAULT_PARAMS;
 use blindscore_common::{Layout, LayoutChoice, QuantizedCatalog};
-use blindscore_server::simd::{plaintext_dot_i8, probe};
+use blindscore_server::simd::{probe, PlaintextCatalog};
 use blindscore_server::{CatalogSource, ServedCatalog};
 use criterion::{BatchSize, Criterion};
 
@@ -117,6 +117,9 @@ fn main() {
     let expected = catalog.plaintext_scores(&queries[0]);
     let wrong = scores.iter().zip(&expected).filter(|(a, b)| a != b).count();
     assert_eq!(wrong, 0, "{wrong} wrong scores");
+    let mut plain_scores = vec![0i32; items];
+    PlaintextCatalog::new(&catalog_i8, D).scan(&query_i8, &mut plain_scores);
+    assert!(plain_scores.iter().zip(&expected).all(|(a, b)| *a as i64 == *b), "plaintext scan is wrong");
 
     eprintln!("measuring this machine's limits ...");
     let limits = measure_limits();
@@ -133,8 +136,9 @@ fn main() {
     {
         let mut g = c.benchmark_group("scan_1_thread");
         let mut out = vec![0i32; items];
+        let plain = PlaintextCatalog::new(&catalog_i8, D);
         g.bench_function("plaintext_int8", |b| {
-            b.iter(|| plaintext_dot_i8(&catalog_i8, std::hint::black_box(&query_i8), &mut out))
+            b.iter(|| plain.scan(std::hint::black_box(&query_i8), &mut out))
         });
         g.bench_function("encrypted_1_query", |b| {
             b.iter(|| one.install(|| served.score_encoded(std::hint::black_box(&encrypted[0]))))
