@@ -119,7 +119,13 @@ fn main() {
     assert_eq!(wrong, 0, "{wrong} wrong scores");
     let mut plain_scores = vec![0i32; items];
     PlaintextCatalog::new(&catalog_i8, D).scan(&query_i8, &mut plain_scores);
-    assert!(plain_scores.iter().zip(&expected).all(|(a, b)| *a as i64 == *b), "plaintext scan is wrong");
+    assert!(
+        plain_scores
+            .iter()
+            .zip(&expected)
+            .all(|(a, b)| *a as i64 == *b),
+        "plaintext scan is wrong"
+    );
 
     eprintln!("measuring this machine's limits ...");
     let limits = measure_limits();

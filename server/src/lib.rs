@@ -13,6 +13,7 @@ pub mod evaluator;
 pub mod fourier_catalog;
 pub mod hint;
 pub mod http;
+pub mod load;
 pub mod simd;
 
 use blindscore_common::digest::{catalog_version, sha256, VersionInput};
