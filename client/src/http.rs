@@ -1,12 +1,20 @@
-//! Talking to a blindscore server over HTTP.
+//! Talking to a blindscore server over HTTP. Every body is read under a limit derived
+//! from what the (range-checked) description says it should be, so a hostile server
+//! cannot exhaust the client's memory.
 
-use blindscore_common::{wire, CatalogDescription};
+use serde::Deserialize;
+
+use blindscore_common::{wire, CatalogDescription, ProtocolError};
 
 use crate::error::ClientError;
 use crate::prepared::PreparedCatalog;
 
-/// Largest description a client reads.
-const MAX_DESCRIPTION_BYTES: u64 = 64 * 1024;
+/// Largest description or catalog listing a client reads.
+const MAX_DESCRIPTION_BYTES: usize = 64 * 1024;
+/// Room for headers around a payload.
+const ALLOWANCE: usize = 4096;
+/// Longest item id the server accepts, plus JSON quoting.
+const MAX_ID_BYTES: usize = 512 * 6 + 3;
 
 /// A connection to one server.
 pub struct Client {
@@ -23,6 +31,16 @@ pub struct Transfer {
     pub down: usize,
 }
 
+#[derive(Deserialize)]
+struct CatalogInfo {
+    current: VersionInfo,
+}
+
+#[derive(Deserialize)]
+struct VersionInfo {
+    version: String,
+}
+
 impl Client {
     /// A client for the server at `base` (e.g. `http://127.0.0.1:8080`).
     pub fn new(base: &str) -> Self {
@@ -32,24 +50,42 @@ impl Client {
         }
     }
 
-    /// Fetch a catalog's description and hint, check them and prepare.
+    /// The current version of a catalog (hex).
+    pub async fn current_version(&self, name: &str) -> Result<String, ClientError> {
+        let bytes = self
+            .get(&format!("/v1/catalogs/{name}"), MAX_DESCRIPTION_BYTES)
+            .await?;
+        let info: CatalogInfo = serde_json::from_slice(&bytes)
+            .map_err(|e| ProtocolError::Malformed(format!("catalog info: {e}")))?;
+        Ok(info.current.version)
+    }
+
+    /// Fetch the current version's description and hint, check them and prepare.
     pub async fn fetch_catalog(
         &self,
         name: &str,
     ) -> Result<(PreparedCatalog, Transfer), ClientError> {
-        let description_bytes = self.get(&format!("/v1/catalogs/{name}")).await?;
+        let version = self.current_version(name).await?;
+        let base = format!("/v1/catalogs/{name}/versions/{version}");
+        let description_bytes = self
+            .get(&format!("{base}/description"), MAX_DESCRIPTION_BYTES)
+            .await?;
         let description: CatalogDescription =
-            wire::decode(&description_bytes, MAX_DESCRIPTION_BYTES)?;
-        let shape = description.shape()?;
-        let hint = self.get(&format!("/v1/catalogs/{name}/hint")).await?;
-        if hint.len() > shape.hint_payload_bytes() + 4096 {
-            return Err(blindscore_common::ProtocolError::WrongLength {
-                what: "hint bytes",
-                found: hint.len(),
-                expected: shape.hint_payload_bytes(),
-            }
+            wire::decode(&description_bytes, MAX_DESCRIPTION_BYTES as u64)?;
+        if description.catalog.catalog_id != name || description.catalog.version.to_hex() != version
+        {
+            return Err(ProtocolError::Malformed(
+                "the description names another catalog or version than requested".into(),
+            )
             .into());
         }
+        let shape = description.shape()?;
+        let hint = self
+            .get(
+                &format!("{base}/hint"),
+                shape.hint_payload_bytes() + ALLOWANCE,
+            )
+            .await?;
         let prepared = PreparedCatalog::new(&description, &hint)?;
         Ok((
             prepared,
@@ -60,49 +96,134 @@ impl Client {
         ))
     }
 
-    /// Send an encrypted query; returns the encoded response.
+    /// The item ids of a prepared catalog version, in catalog order.
+    pub async fn fetch_ids(&self, prepared: &PreparedCatalog) -> Result<Vec<String>, ClientError> {
+        let items = prepared.shape().geometry.items;
+        let bytes = self
+            .get(
+                &format!("{}/ids", self.version_path(prepared)),
+                items * MAX_ID_BYTES + ALLOWANCE,
+            )
+            .await?;
+        let ids: Vec<String> = serde_json::from_slice(&bytes)
+            .map_err(|e| ProtocolError::Malformed(format!("ids: {e}")))?;
+        if ids.len() != items {
+            return Err(ProtocolError::WrongLength {
+                what: "ids",
+                found: ids.len(),
+                expected: items,
+            }
+            .into());
+        }
+        Ok(ids)
+    }
+
+    /// The per-item scales of a prepared catalog version (finite, non-negative).
+    pub async fn fetch_scales(&self, prepared: &PreparedCatalog) -> Result<Vec<f32>, ClientError> {
+        let items = prepared.shape().geometry.items;
+        let bytes = self
+            .get(
+                &format!("{}/scales", self.version_path(prepared)),
+                items * 4,
+            )
+            .await?;
+        if bytes.len() != items * 4 {
+            return Err(ProtocolError::WrongLength {
+                what: "scale bytes",
+                found: bytes.len(),
+                expected: items * 4,
+            }
+            .into());
+        }
+        let scales: Vec<f32> = bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        if scales.iter().any(|s| !s.is_finite() || *s < 0.0) {
+            return Err(
+                ProtocolError::Malformed("a scale is negative or not finite".into()).into(),
+            );
+        }
+        Ok(scales)
+    }
+
+    /// Send an encrypted query for a prepared catalog version; returns the encoded
+    /// response.
     pub async fn score(
         &self,
-        name: &str,
+        prepared: &PreparedCatalog,
         query: Vec<u8>,
     ) -> Result<(Vec<u8>, Transfer), ClientError> {
         let up = query.len();
+        let limit = prepared.shape().response_payload_bytes() + ALLOWANCE;
         let response = self
             .http
-            .post(format!("{}/v1/catalogs/{name}/score", self.base))
+            .post(format!(
+                "{}{}/score",
+                self.base,
+                self.version_path(prepared)
+            ))
             .header("content-type", "application/octet-stream")
             .body(query)
             .send()
             .await
             .map_err(|e| ClientError::Transport(e.to_string()))?;
-        let bytes = read(response).await?;
+        let bytes = read(response, limit).await?;
         let down = bytes.len();
         Ok((bytes, Transfer { up, down }))
     }
 
-    async fn get(&self, path: &str) -> Result<Vec<u8>, ClientError> {
+    fn version_path(&self, prepared: &PreparedCatalog) -> String {
+        let c = prepared.catalog();
+        format!(
+            "/v1/catalogs/{}/versions/{}",
+            c.catalog_id,
+            c.version.to_hex()
+        )
+    }
+
+    async fn get(&self, path: &str, limit: usize) -> Result<Vec<u8>, ClientError> {
         let response = self
             .http
             .get(format!("{}{path}", self.base))
             .send()
             .await
             .map_err(|e| ClientError::Transport(e.to_string()))?;
-        read(response).await
+        read(response, limit).await
     }
 }
 
-async fn read(response: reqwest::Response) -> Result<Vec<u8>, ClientError> {
+/// Read a body of at most `limit` bytes; an error status becomes [`ClientError::Server`]
+/// with the server's (truncated) message.
+async fn read(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, ClientError> {
     let status = response.status();
-    let bytes = response
-        .bytes()
+    let limit = if status.is_success() { limit } else { 4096 };
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
         .await
-        .map_err(|e| ClientError::Transport(e.to_string()))?;
+        .map_err(|e| ClientError::Transport(e.to_string()))?
+    {
+        if body.len() + chunk.len() > limit {
+            if !status.is_success() {
+                body.extend_from_slice(&chunk[..limit - body.len()]);
+                break;
+            }
+            return Err(ProtocolError::OutOfRange {
+                what: "response size",
+                value: (body.len() + chunk.len()) as u64,
+                allowed: format!("at most {limit} bytes"),
+            }
+            .into());
+        }
+        body.extend_from_slice(&chunk);
+    }
     if !status.is_success() {
-        let message = String::from_utf8_lossy(&bytes[..bytes.len().min(1024)]).into_owned();
+        let message = String::from_utf8_lossy(&body).into_owned();
         return Err(ClientError::Server {
             status: status.as_u16(),
             message,
         });
     }
-    Ok(bytes.to_vec())
+    Ok(body)
 }

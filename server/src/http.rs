@@ -1,105 +1,519 @@
-//! The HTTP face of the evaluator (axum): describe a catalog, serve its hint, score
-//! encrypted queries. Handlers only extract, call the domain and map errors; CPU work runs
-//! off the async runtime. Nothing here logs, stores or echoes a query or a response.
+//! The HTTP API (axum), versioned under `/v1`. Handlers extract, call the domain and map
+//! errors to a JSON body with a stable code; CPU work runs off the async runtime. Nothing
+//! here logs, stores or echoes a query or a response: logs carry a request id, the route
+//! template, the status and the time.
 
-use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{header, StatusCode};
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use blindscore_common::{wire, ProtocolError};
+use blindscore_common::params::PARAMETER_TABLE;
+use blindscore_common::ProtocolError;
 
-use crate::ServedCatalog;
+use crate::batcher::SubmitError;
+use crate::load::{read_jsonl, Metric, Normalisation};
+use crate::metrics::process_memory;
+use crate::registry::{Lookup, VersionEntry, VersionInfo};
+use crate::service::{AppState, SpaceDeclaration};
 
-/// Catalogs by name.
-pub struct AppState {
-    catalogs: HashMap<String, Arc<ServedCatalog>>,
-}
+/// The OpenAPI document of this API.
+pub const OPENAPI: &str = include_str!("openapi.json");
 
-impl AppState {
-    /// State serving these catalogs, keyed by their catalog ids.
-    pub fn new(catalogs: Vec<ServedCatalog>) -> Self {
-        let catalogs = catalogs
-            .into_iter()
-            .map(|c| (c.catalog_ref().catalog_id.clone(), Arc::new(c)))
-            .collect();
-        AppState { catalogs }
-    }
-
-    fn catalog(&self, name: &str) -> Result<Arc<ServedCatalog>, ApiError> {
-        self.catalogs.get(name).cloned().ok_or_else(|| ApiError {
-            status: StatusCode::NOT_FOUND,
-            code: "unknown_catalog",
-            message: format!("no catalog named {name:?}"),
-        })
-    }
-}
-
-/// The router, with the body limit set to the largest query any catalog accepts.
+/// The router: public routes under a request timeout, the admin route under the upload
+/// limit, request ids, metrics and logs on everything.
 pub fn router(state: Arc<AppState>) -> Router {
-    let limit = state
-        .catalogs
-        .values()
-        .map(|c| c.max_query_bytes())
-        .max()
-        .unwrap_or(1 << 20) as usize;
-    Router::new()
+    let timeout = state.config.request_timeout;
+    let public = Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .route("/v1/catalogs/{name}", get(describe))
-        .route("/v1/catalogs/{name}/hint", get(hint))
-        .route("/v1/catalogs/{name}/score", post(score))
-        .layer(DefaultBodyLimit::max(limit))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
+        .route("/v1/parameters", get(parameters))
+        .route("/v1/transparency", get(transparency))
+        .route(
+            "/v1/openapi.json",
+            get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
+        )
+        .route("/v1/catalogs", get(list_catalogs))
+        .route("/v1/catalogs/{name}", get(describe_catalog))
+        .route(
+            "/v1/catalogs/{name}/versions/{version}/description",
+            get(description),
+        )
+        .route("/v1/catalogs/{name}/versions/{version}/hint", get(hint))
+        .route("/v1/catalogs/{name}/versions/{version}/ids", get(ids))
+        .route("/v1/catalogs/{name}/versions/{version}/scales", get(scales))
+        .route("/v1/catalogs/{name}/versions/{version}/score", post(score))
+        .layer(middleware::from_fn(move |req, next| {
+            with_timeout(timeout, req, next)
+        }));
+    let admin = Router::new().route("/v1/admin/catalogs/{name}", put(replace_catalog));
+    public
+        .merge(admin)
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        // Bodies are read by the handlers under their own limits, with JSON errors.
+        .layer(DefaultBodyLimit::disable())
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
 
-async fn describe(
+static REQUEST_IDS: AtomicU64 = AtomicU64::new(1);
+
+/// Request id, metrics and one log line per request (no bodies, no query strings).
+async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let id = REQUEST_IDS.fetch_add(1, Ordering::Relaxed);
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched".to_string(), |p| p.as_str().to_string());
+    let method = req.method().clone();
+    let started = Instant::now();
+    let mut response = next.run(req).await;
+    let status = response.status().as_u16();
+    state.metrics.record_request(&route, status);
+    tracing::info!(request_id = id, %method, route, status, ms = started.elapsed().as_secs_f64() * 1e3, "request");
+    if let Ok(v) = HeaderValue::from_str(&id.to_string()) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    response
+}
+
+async fn with_timeout(limit: std::time::Duration, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            "the request took longer than the server's limit",
+        )
+        .into_response(),
+    }
+}
+
+async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    if state.registry.list().is_empty() {
+        (StatusCode::SERVICE_UNAVAILABLE, "loading").into_response()
+    } else {
+        "ready".into_response()
+    }
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(&state.registry),
+    )
+        .into_response()
+}
+
+#[derive(Serialize)]
+struct ParameterInfo {
+    id: u16,
+    polynomial_size: usize,
+    glwe_dimension: usize,
+    noise: String,
+    key: &'static str,
+    modulus: &'static str,
+    source: &'static str,
+}
+
+async fn parameters() -> Json<Vec<ParameterInfo>> {
+    Json(
+        PARAMETER_TABLE
+            .iter()
+            .map(|p| ParameterInfo {
+                id: p.id.0,
+                polynomial_size: p.polynomial_size.0,
+                glwe_dimension: p.glwe_dimension.0,
+                noise: format!("TUniform({})", p.noise_bound_log2),
+                key: "binary",
+                modulus: "2^64",
+                source: p.source,
+            })
+            .collect(),
+    )
+}
+
+async fn transparency() -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "computes": "For each query, the products of the encrypted query bodies with the catalog's item vectors (a linear map on ciphertexts). The server holds no key and cannot decrypt queries or scores.",
+        "receives": "Ciphertext bodies under a secret key the client draws fresh for every query and never sends.",
+        "keeps": "The catalogs it serves. It does not store queries or responses; they live in memory only while a query is scored.",
+        "logs": "Per request: a request id, the route template, the status and the time taken. Per scoring pass: catalog name, version, item count, batch size and time. Never a query, a response, a vector or a score.",
+        "metrics": "Counts of requests by route and status, queries and passes, queue depth, catalog sizes and memory.",
+        "does_not_guarantee": "Integrity: a malicious server could return wrong scores. The catalog (its quantized vectors) is public to clients.",
+    }))
+}
+
+#[derive(Serialize)]
+struct CatalogInfo {
+    name: String,
+    current: VersionInfo,
+    previous: Option<VersionInfo>,
+}
+
+async fn list_catalogs(State(state): State<Arc<AppState>>) -> Json<Vec<CatalogInfo>> {
+    Json(
+        state
+            .registry
+            .list()
+            .into_iter()
+            .map(|(name, current, previous)| CatalogInfo {
+                name,
+                current: current.info(),
+                previous: previous.map(|p| p.info()),
+            })
+            .collect(),
+    )
+}
+
+async fn describe_catalog(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
+) -> Result<Json<CatalogInfo>, ApiError> {
+    let (name, current, previous) = state
+        .registry
+        .list()
+        .into_iter()
+        .find(|(n, _, _)| *n == name)
+        .ok_or_else(|| unknown_catalog(&name))?;
+    Ok(Json(CatalogInfo {
+        name,
+        current: current.info(),
+        previous: previous.map(|p| p.info()),
+    }))
+}
+
+fn version_entry(
+    state: &AppState,
+    name: &str,
+    version: &str,
+) -> Result<Arc<VersionEntry>, ApiError> {
+    state.registry.version(name, version).map_err(|e| match e {
+        Lookup::UnknownCatalog => unknown_catalog(name),
+        Lookup::VersionGone { current } => ApiError::new(
+            StatusCode::GONE,
+            "version_gone",
+            format!("version {version} of catalog {name:?} is no longer served; the current version is {current}: refetch the description"),
+        ),
+    })
+}
+
+fn unknown_catalog(name: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "unknown_catalog",
+        format!("no catalog named {name:?}"),
+    )
+}
+
+/// An immutable artefact of a version: strong ETag, long caching, 304 on a match.
+fn immutable(
+    headers: &HeaderMap,
+    entry: &VersionEntry,
+    kind: &str,
+    content_type: &'static str,
+    bytes: &[u8],
+) -> Response {
+    let etag = format!("\"{}-{kind}\"", entry.version().to_hex());
+    let cache = "public, max-age=31536000, immutable";
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    if matches {
+        return (
+            StatusCode::NOT_MODIFIED,
+            [
+                (header::ETAG, etag),
+                (header::CACHE_CONTROL, cache.to_string()),
+            ],
+        )
+            .into_response();
+    }
+    (
+        [
+            (header::ETAG, etag),
+            (header::CACHE_CONTROL, cache.to_string()),
+            (header::CONTENT_TYPE, content_type.to_string()),
+        ],
+        bytes.to_vec(),
+    )
+        .into_response()
+}
+
+async fn description(
+    State(s): State<Arc<AppState>>,
+    Path((name, version)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let catalog = state.catalog(&name)?;
-    Ok(binary(wire::encode(catalog.description())))
+    let e = version_entry(&s, &name, &version)?;
+    Ok(immutable(
+        &headers,
+        &e,
+        "description",
+        "application/octet-stream",
+        &e.description_bytes,
+    ))
 }
 
 async fn hint(
-    State(state): State<Arc<AppState>>,
-    Path(name): Path<String>,
+    State(s): State<Arc<AppState>>,
+    Path((name, version)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let catalog = state.catalog(&name)?;
-    Ok(binary(catalog.hint_message().to_vec()))
+    let e = version_entry(&s, &name, &version)?;
+    Ok(immutable(
+        &headers,
+        &e,
+        "hint",
+        "application/octet-stream",
+        e.served.hint_message(),
+    ))
+}
+
+async fn ids(
+    State(s): State<Arc<AppState>>,
+    Path((name, version)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let e = version_entry(&s, &name, &version)?;
+    Ok(immutable(
+        &headers,
+        &e,
+        "ids",
+        "application/json",
+        &e.ids_json,
+    ))
+}
+
+async fn scales(
+    State(s): State<Arc<AppState>>,
+    Path((name, version)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let e = version_entry(&s, &name, &version)?;
+    Ok(immutable(
+        &headers,
+        &e,
+        "scales",
+        "application/octet-stream",
+        &e.scales_bytes,
+    ))
 }
 
 async fn score(
-    State(state): State<Arc<AppState>>,
-    Path(name): Path<String>,
-    body: Bytes,
+    State(s): State<Arc<AppState>>,
+    Path((name, version)): Path<(String, String)>,
+    body: Body,
 ) -> Result<Response, ApiError> {
-    let catalog = state.catalog(&name)?;
-    let scored = tokio::task::spawn_blocking(move || catalog.score_encoded(&body))
-        .await
-        .map_err(|_| ApiError {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            code: "internal",
-            message: "scoring failed".into(),
+    let entry = version_entry(&s, &name, &version)?;
+    let limit = entry.served.max_query_bytes() as usize;
+    let bytes = read_limited(body, limit).await?;
+    // Cheap checks here, so a bad query never takes a place in a batch.
+    entry.served.decode_query(&bytes)?;
+    match entry.batcher.submit(bytes).await {
+        Ok(response) => Ok((
+            [(header::CONTENT_TYPE, "application/octet-stream")],
+            response,
+        )
+            .into_response()),
+        Err(SubmitError::Protocol(e)) => Err(e.into()),
+        Err(SubmitError::Busy) => {
+            s.metrics.record_busy();
+            Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "too many queries are waiting; retry shortly",
+            )
+            .retry_after(1))
+        }
+        Err(SubmitError::Closed) => Err(ApiError::new(
+            StatusCode::GONE,
+            "version_gone",
+            "this version was dropped; refetch the description",
+        )),
+    }
+}
+
+async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the body is larger than this endpoint's limit of {limit} bytes"),
+        )
+    })
+}
+
+/// How a replacement catalog is declared (query string).
+#[derive(Deserialize)]
+struct ReplaceParams {
+    model: Option<String>,
+    normalisation: Option<Normalisation>,
+    metric: Option<Metric>,
+    bits: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct Replaced {
+    name: String,
+    version: String,
+    previous: Option<String>,
+    items: usize,
+    seconds: f64,
+}
+
+/// Replace (or create) a catalog from a JSON Lines body streamed in, atomically: the old
+/// version keeps serving until the new one is built, and stays answerable for the grace
+/// period after.
+async fn replace_catalog(
+    State(s): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    Query(params): Query<ReplaceParams>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Replaced>, ApiError> {
+    authorize(&s, &headers)?;
+    blindscore_common::wire::validate_catalog_id(&name)?;
+    let bits = params.bits.unwrap_or(8);
+    if !(2..=16).contains(&bits) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_parameter",
+            "bits must be within 2..=16",
+        ));
+    }
+    let declaration = SpaceDeclaration {
+        model: params.model.unwrap_or_else(|| "unspecified".into()),
+        normalisation: params.normalisation.unwrap_or(Normalisation::L2),
+        metric: params.metric.unwrap_or(Metric::Cosine),
+        bits,
+    };
+    let state = s.clone();
+    let previous = s.registry.current(&name).map(|e| e.version().to_hex());
+    let limit = s.config.max_upload_bytes;
+    // Stream the body into the parser on a blocking thread, under the upload limit.
+    let stream = http_body_util::Limited::new(body, limit as usize);
+    let reader = tokio_util::io::StreamReader::new(
+        http_body_util::BodyDataStream::new(stream)
+            .map_err(|e| std::io::Error::other(e.to_string())),
+    );
+    let reader = tokio_util::io::SyncIoBridge::new(reader);
+    let started = Instant::now();
+    let built = tokio::task::spawn_blocking(move || {
+        let Some(_guard) = state.registry.begin_build(&name) else {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "swap_in_progress",
+                "another replacement of this catalog is being built",
+            ));
+        };
+        let items = read_jsonl(
+            std::io::BufReader::new(reader),
+            declaration.bits,
+            declaration.normalisation,
+        )
+        .map_err(|e| {
+            let text = e.to_string();
+            if text.contains("length limit exceeded") {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    format!("the catalog is larger than the upload limit of {limit} bytes"),
+                )
+            } else {
+                ApiError::new(StatusCode::BAD_REQUEST, "bad_catalog", text)
+            }
         })?;
-    Ok(binary(scored?))
+        let entry = state
+            .build_and_install(&name, items, &declaration)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_catalog", e.to_string()))?;
+        state.metrics.record_swap(process_memory().resident);
+        Ok((name, entry))
+    })
+    .await
+    .map_err(|_| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the build failed",
+        )
+    })??;
+    let (name, entry) = built;
+    Ok(Json(Replaced {
+        name,
+        version: entry.version().to_hex(),
+        previous,
+        items: entry.served.shape().geometry.items,
+        seconds: started.elapsed().as_secs_f64(),
+    }))
 }
 
-fn binary(bytes: Vec<u8>) -> Response {
-    ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response()
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(token) = &state.config.admin_token else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "admin_disabled",
+            "set BLINDSCORE_ADMIN_TOKEN to enable the admin endpoints",
+        ));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if constant_time_eq(given.as_bytes(), token.as_bytes()) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid bearer token is required",
+        ))
+    }
 }
 
-/// A client error: a status, a stable code and a message.
+/// Equality whose time does not depend on where the inputs differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = (a.len() ^ b.len()) as u8 | ((a.len() ^ b.len()) >> 8) as u8;
+    for i in 0..a.len().max(b.len()) {
+        diff |= a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0xff);
+    }
+    diff == 0
+}
+
+/// A client error: a status, a stable code and a message, as JSON.
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    retry_after: Option<u32>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    fn retry_after(mut self, seconds: u32) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
 }
 
 #[derive(Serialize)]
@@ -110,21 +524,27 @@ struct ErrorBody<'a> {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
+        let mut response = (
             self.status,
             Json(ErrorBody {
                 code: self.code,
                 message: &self.message,
             }),
         )
-            .into_response()
+            .into_response();
+        if let Some(s) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        response
     }
 }
 
 impl From<ProtocolError> for ApiError {
     fn from(e: ProtocolError) -> Self {
         let (status, code) = match e {
-            ProtocolError::StaleVersion { .. } => (StatusCode::CONFLICT, "stale_version"),
+            ProtocolError::StaleVersion { .. } => (StatusCode::CONFLICT, "version_mismatch"),
             ProtocolError::ParameterMismatch { .. } | ProtocolError::UnknownParameters(_) => {
                 (StatusCode::BAD_REQUEST, "wrong_parameters")
             }
@@ -132,10 +552,8 @@ impl From<ProtocolError> for ApiError {
             ProtocolError::WrongLength { .. } => (StatusCode::BAD_REQUEST, "wrong_length"),
             _ => (StatusCode::BAD_REQUEST, "malformed_query"),
         };
-        ApiError {
-            status,
-            code,
-            message: e.to_string(),
-        }
+        ApiError::new(status, code, e.to_string())
     }
 }
+
+use futures_util::TryStreamExt as _;

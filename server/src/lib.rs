@@ -8,12 +8,16 @@
 //! * [`simd`]: the AVX-512 inner loop and its portable twin.
 //! * [`ServedCatalog`]: one catalog version ready to serve: description, hint, scan.
 
+pub mod batcher;
 pub mod demo;
 pub mod evaluator;
 pub mod fourier_catalog;
 pub mod hint;
 pub mod http;
 pub mod load;
+pub mod metrics;
+pub mod registry;
+pub mod service;
 pub mod simd;
 
 use blindscore_common::digest::{catalog_version, sha256, VersionInput};

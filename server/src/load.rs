@@ -171,6 +171,24 @@ impl RowQuantizer {
     }
 }
 
+/// Quantize in-memory float rows (row-major) with their ids.
+pub fn quantize_rows(
+    ids: Vec<String>,
+    vectors: &[f32],
+    dimension: usize,
+    bits: u32,
+    normalisation: Normalisation,
+) -> Result<LoadedItems, LoadError> {
+    let mut q = RowQuantizer::new(dimension, bits, normalisation, ids.len())?;
+    let mut row = Vec::with_capacity(dimension);
+    for chunk in vectors.chunks(dimension) {
+        row.clear();
+        row.extend(chunk.iter().map(|&v| v as f64));
+        q.push(&mut row)?;
+    }
+    q.finish(ids)
+}
+
 /// Read item ids, one per line (trailing whitespace trimmed, blank lines refused).
 pub fn read_ids(reader: impl BufRead) -> Result<Vec<String>, LoadError> {
     let mut ids = Vec::new();

@@ -1,61 +1,286 @@
-//! `blindscore-server`: serves the embedded (synthetic) demo catalog over HTTP.
+//! `blindscore-server`: serve catalogs of item embeddings for private scoring.
+//!
+//! With no arguments it serves the embedded demo catalog (synthetic items) on
+//! 127.0.0.1:8080. Catalogs come from `.npy` matrices with id files, or JSON Lines.
 
+use std::fs::File;
+use std::io::BufReader;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::time::Duration;
 
-use blindscore_common::params::DEFAULT_PARAMS;
-use blindscore_common::{layout::CostModel, LayoutChoice};
-use blindscore_server::demo::{demo_catalog, quantize_catalog, DEMO_DIMENSION};
-use blindscore_server::http::{router, AppState};
-use blindscore_server::{CatalogSource, ServedCatalog};
+use anyhow::Context;
+use blindscore_common::Layout;
+use blindscore_server::batcher::BatchConfig;
+use blindscore_server::demo::{demo_catalog, DEMO_DIMENSION};
+use blindscore_server::http::router;
+use blindscore_server::load::{
+    quantize_rows, read_ids, read_jsonl, read_npy, LoadedItems, Metric, Normalisation,
+};
+use blindscore_server::metrics::process_memory;
+use blindscore_server::service::{AppState, ServiceConfig, SpaceDeclaration};
 use clap::Parser;
+use serde::Deserialize;
 
-/// Configuration of the server.
+/// Configuration of the server (flags, or environment variables).
 #[derive(Parser, Debug)]
 #[command(
     version,
-    about = "blindscore: private scoring of an item catalog against encrypted preferences"
+    about = "blindscore: score an item catalog against encrypted preferences"
 )]
 struct Config {
     /// Address to listen on.
     #[arg(long, env = "BLINDSCORE_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// A catalog to serve, NAME=PATH, where PATH is a .npy matrix (items x dims; give its
+    /// ids with --ids, in the same order) or a .jsonl file. Repeatable.
+    #[arg(long = "catalog", value_name = "NAME=PATH")]
+    catalogs: Vec<String>,
+    /// Item ids (one per line) for each .npy catalog, in the order of --catalog.
+    #[arg(long = "ids", value_name = "PATH")]
+    ids: Vec<PathBuf>,
+    /// A JSON file listing catalogs: {"catalogs": [{"name", "path", "ids", "model",
+    /// "normalisation", "metric", "bits"}]}.
+    #[arg(long, env = "BLINDSCORE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Embedding model the catalogs were made with (declared in their description).
+    #[arg(long, default_value = "unspecified")]
+    model: String,
+    /// Row normalisation applied at load.
+    #[arg(long, value_enum, default_value = "l2")]
+    normalisation: Normalisation,
+    /// What the scores stand for.
+    #[arg(long, value_enum, default_value = "cosine")]
+    metric: Metric,
+    /// Width of catalog values, bits.
+    #[arg(long, default_value_t = 8)]
+    bits: u32,
+    /// Width of query values, bits.
+    #[arg(long, default_value_t = 8)]
+    query_bits: u32,
+    /// Group size b of the layout (1 = column); by default the cost model picks it.
+    #[arg(long)]
+    group_size: Option<u32>,
+    /// Batching window for concurrent queries, milliseconds.
+    #[arg(long, default_value_t = 2)]
+    batch_window_ms: u64,
+    /// Most queries scored in one pass.
+    #[arg(long, default_value_t = 16)]
+    max_batch: usize,
+    /// Most queries waiting per catalog version (beyond it: 503 with Retry-After).
+    #[arg(long, default_value_t = 64)]
+    queue_depth: usize,
+    /// Seconds a replaced version stays answerable.
+    #[arg(long, default_value_t = 60)]
+    grace_seconds: u64,
+    /// Per-request time limit, seconds (catalog replacement excepted).
+    #[arg(long, default_value_t = 30)]
+    request_timeout_seconds: u64,
+    /// Largest catalog replacement body, bytes.
+    #[arg(long, default_value_t = 4 << 30)]
+    max_upload_bytes: u64,
+}
+
+#[derive(Deserialize)]
+struct ConfigFile {
+    catalogs: Vec<CatalogEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogEntry {
+    name: String,
+    path: PathBuf,
+    ids: Option<PathBuf>,
+    model: Option<String>,
+    normalisation: Option<Normalisation>,
+    metric: Option<Metric>,
+    bits: Option<u32>,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = Config::parse();
-    eprintln!("blindscore-server {config:?}");
-    eprintln!("loading the embedded demo catalog (SYNTHETIC items, not real data) ...");
-    let demo = demo_catalog();
-    let (catalog, _) = quantize_catalog(&demo.embeddings, DEMO_DIMENSION, 8);
-    let served = tokio::task::spawn_blocking(move || {
-        ServedCatalog::build(
-            &CatalogSource {
-                catalog_id: "demo",
-                params: DEFAULT_PARAMS,
-                catalog: &catalog,
-                scales: &[],
-                query_bits: 8,
-                layout: LayoutChoice::Auto(CostModel::default()),
-            },
-            &|_, _, _| {},
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
-    })
-    .await??;
-    eprintln!(
-        "catalog demo: {} items x {}, {} layout, version {}",
-        served.shape().geometry.items,
-        served.shape().geometry.dimension,
-        served.shape().layout,
-        served.catalog_ref().version
+        .init();
+    let config = Config::parse();
+    tracing::info!(?config, "blindscore-server starting");
+    let catalogs = catalog_entries(&config)?;
+    let service = ServiceConfig {
+        batch: BatchConfig {
+            window: Duration::from_millis(config.batch_window_ms),
+            max_batch: config.max_batch.max(1),
+            queue_depth: config.queue_depth.max(1),
+        },
+        grace: Duration::from_secs(config.grace_seconds),
+        request_timeout: Duration::from_secs(config.request_timeout_seconds),
+        max_upload_bytes: config.max_upload_bytes,
+        admin_token: std::env::var("BLINDSCORE_ADMIN_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty()),
+        query_bits: config.query_bits,
+        layout: config.group_size.map(Layout::from_group_size),
+    };
+    if service.admin_token.is_none() {
+        tracing::info!(
+            "admin endpoints disabled (set BLINDSCORE_ADMIN_TOKEN to enable catalog replacement)"
+        );
+    }
+    let state = AppState::new(service);
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    tracing::info!(
+        "listening on http://{} (ready once the catalogs are loaded: /readyz)",
+        listener.local_addr()?
     );
-    let listener = tokio::net::TcpListener::bind(config.listen).await?;
-    eprintln!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, router(Arc::new(AppState::new(vec![served]))))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+
+    let loader = state.clone();
+    let loading = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        for (name, load, declaration) in catalogs {
+            let items = load().with_context(|| format!("loading catalog {name:?}"))?;
+            loader
+                .build_and_install(&name, items, &declaration)
+                .with_context(|| format!("building catalog {name:?}"))?;
+        }
+        let mem = process_memory();
+        tracing::info!(
+            resident_mib = mem.resident >> 20,
+            peak_mib = mem.peak >> 20,
+            "all catalogs loaded"
+        );
+        Ok(())
+    });
+    let app = router(state.clone());
+    let expiry = state.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            expiry.registry.expire();
+        }
+    });
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+    });
+    // A catalog that cannot be loaded at start-up stops the server with its reason.
+    loading.await??;
+    server.await??;
     Ok(())
+}
+
+type Loader = Box<dyn FnOnce() -> anyhow::Result<LoadedItems> + Send>;
+
+fn catalog_entries(config: &Config) -> anyhow::Result<Vec<(String, Loader, SpaceDeclaration)>> {
+    let default = SpaceDeclaration {
+        model: config.model.clone(),
+        normalisation: config.normalisation,
+        metric: config.metric,
+        bits: config.bits,
+    };
+    let mut out: Vec<(String, Loader, SpaceDeclaration)> = Vec::new();
+    let mut ids = config.ids.iter();
+    let mut entries: Vec<CatalogEntry> = Vec::new();
+    for spec in &config.catalogs {
+        let (name, path) = spec
+            .split_once('=')
+            .with_context(|| format!("--catalog {spec:?}: expected NAME=PATH"))?;
+        let path = PathBuf::from(path);
+        let is_npy = path.extension().is_some_and(|e| e == "npy");
+        let ids = if is_npy {
+            Some(
+                ids.next()
+                    .with_context(|| format!("--catalog {name}: a .npy catalog needs --ids"))?
+                    .clone(),
+            )
+        } else {
+            None
+        };
+        entries.push(CatalogEntry {
+            name: name.to_string(),
+            path,
+            ids,
+            model: None,
+            normalisation: None,
+            metric: None,
+            bits: None,
+        });
+    }
+    if let Some(file) = &config.config {
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let parsed: ConfigFile =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
+        entries.extend(parsed.catalogs);
+    }
+    for e in entries {
+        blindscore_common::wire::validate_catalog_id(&e.name)?;
+        let declaration = SpaceDeclaration {
+            model: e.model.unwrap_or_else(|| default.model.clone()),
+            normalisation: e.normalisation.unwrap_or(default.normalisation),
+            metric: e.metric.unwrap_or(default.metric),
+            bits: e.bits.unwrap_or(default.bits),
+        };
+        let (bits, norm) = (declaration.bits, declaration.normalisation);
+        let path = e.path;
+        let ids_path = e.ids;
+        let loader: Loader = Box::new(move || {
+            let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+            if path.extension().is_some_and(|x| x == "npy") {
+                let ids_path = ids_path.context("a .npy catalog needs an ids file")?;
+                let ids = read_ids(BufReader::new(
+                    File::open(&ids_path)
+                        .with_context(|| format!("opening {}", ids_path.display()))?,
+                ))?;
+                Ok(read_npy(BufReader::new(file), ids, bits, norm)?)
+            } else {
+                Ok(read_jsonl(BufReader::new(file), bits, norm)?)
+            }
+        });
+        out.push((e.name, loader, declaration));
+    }
+    if out.is_empty() {
+        tracing::info!("no catalog given: serving the embedded demo catalog 'demo' (SYNTHETIC items, not real data)");
+        let declaration = SpaceDeclaration {
+            model: "synthetic-demo".into(),
+            ..default
+        };
+        let loader: Loader = Box::new(move || {
+            let demo = demo_catalog();
+            Ok(quantize_rows(
+                demo.ids,
+                &demo.embeddings,
+                DEMO_DIMENSION,
+                8,
+                Normalisation::L2,
+            )?)
+        });
+        out.push(("demo".into(), loader, declaration));
+    }
+    Ok(out)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
 }

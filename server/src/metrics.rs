@@ -1,0 +1,230 @@
+//! Prometheus metrics, rendered in the text exposition format. Counters carry routes and
+//! status codes, never anything from a request body.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::registry::Registry;
+
+/// The server's counters.
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, u16), u64>>,
+    queries_scored: AtomicU64,
+    batches: AtomicU64,
+    scoring_micros: AtomicU64,
+    busy_rejections: AtomicU64,
+    swaps: AtomicU64,
+    peak_swap_resident: AtomicU64,
+}
+
+impl Metrics {
+    /// Count a finished request by route template and status.
+    pub fn record_request(&self, route: &str, status: u16) {
+        let mut map = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        *map.entry((route.to_string(), status)).or_default() += 1;
+    }
+
+    /// Count a scored batch.
+    pub fn record_batch(&self, queries: usize, took: Duration) {
+        self.queries_scored
+            .fetch_add(queries as u64, Ordering::Relaxed);
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.scoring_micros
+            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// Count a query refused because the queue was full.
+    pub fn record_busy(&self) {
+        self.busy_rejections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Count a catalog swap and the resident memory at its peak.
+    pub fn record_swap(&self, peak_resident: u64) {
+        self.swaps.fetch_add(1, Ordering::Relaxed);
+        self.peak_swap_resident
+            .fetch_max(peak_resident, Ordering::Relaxed);
+    }
+
+    /// Requests counted for a route (all statuses).
+    pub fn requests_for(&self, route: &str) -> u64 {
+        let map = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        map.iter()
+            .filter(|((r, _), _)| r == route)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// The exposition text.
+    pub fn render(&self, registry: &Registry) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# HELP blindscore_http_requests_total HTTP requests by route and status."
+        );
+        let _ = writeln!(out, "# TYPE blindscore_http_requests_total counter");
+        for ((route, status), n) in self
+            .requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "blindscore_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
+            );
+        }
+        let counter = |out: &mut String, name: &str, help: &str, v: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+            );
+        };
+        counter(
+            &mut out,
+            "blindscore_queries_scored_total",
+            "Encrypted queries scored.",
+            self.queries_scored.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "blindscore_batches_total",
+            "Passes over a catalog.",
+            self.batches.load(Ordering::Relaxed),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP blindscore_scoring_seconds_total Time spent scoring.\n# TYPE blindscore_scoring_seconds_total counter\nblindscore_scoring_seconds_total {}",
+            self.scoring_micros.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        counter(
+            &mut out,
+            "blindscore_busy_rejections_total",
+            "Queries refused with 503 because the queue was full.",
+            self.busy_rejections.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "blindscore_catalog_swaps_total",
+            "Catalog versions installed by replacement.",
+            self.swaps.load(Ordering::Relaxed),
+        );
+        let gauge_header = |out: &mut String, name: &str, help: &str| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        };
+        let catalogs = registry.list();
+        gauge_header(
+            &mut out,
+            "blindscore_catalog_items",
+            "Items in the current version.",
+        );
+        for (name, current, _) in &catalogs {
+            let _ = writeln!(
+                out,
+                "blindscore_catalog_items{{catalog=\"{name}\"}} {}",
+                current.served.shape().geometry.items
+            );
+        }
+        gauge_header(
+            &mut out,
+            "blindscore_catalog_versions_held",
+            "Versions held (current and in grace).",
+        );
+        for (name, _, prev) in &catalogs {
+            let _ = writeln!(
+                out,
+                "blindscore_catalog_versions_held{{catalog=\"{name}\"}} {}",
+                1 + prev.is_some() as u8
+            );
+        }
+        gauge_header(
+            &mut out,
+            "blindscore_catalog_memory_bytes",
+            "Bytes held by the versions of a catalog.",
+        );
+        for (name, current, prev) in &catalogs {
+            let bytes = current.memory_bytes + prev.as_ref().map_or(0, |p| p.memory_bytes);
+            let _ = writeln!(
+                out,
+                "blindscore_catalog_memory_bytes{{catalog=\"{name}\"}} {bytes}"
+            );
+        }
+        gauge_header(
+            &mut out,
+            "blindscore_catalog_build_seconds",
+            "Time the current version took to build.",
+        );
+        for (name, current, _) in &catalogs {
+            let _ = writeln!(
+                out,
+                "blindscore_catalog_build_seconds{{catalog=\"{name}\"}} {}",
+                current.build_seconds
+            );
+        }
+        gauge_header(
+            &mut out,
+            "blindscore_queue_depth",
+            "Queries waiting for the current version.",
+        );
+        for (name, current, _) in &catalogs {
+            let _ = writeln!(
+                out,
+                "blindscore_queue_depth{{catalog=\"{name}\"}} {}",
+                current.batcher.queued()
+            );
+        }
+        let mem = process_memory();
+        gauge_header(
+            &mut out,
+            "blindscore_process_resident_bytes",
+            "Resident memory now.",
+        );
+        let _ = writeln!(out, "blindscore_process_resident_bytes {}", mem.resident);
+        gauge_header(
+            &mut out,
+            "blindscore_process_resident_peak_bytes",
+            "Highest resident memory since start.",
+        );
+        let _ = writeln!(out, "blindscore_process_resident_peak_bytes {}", mem.peak);
+        gauge_header(
+            &mut out,
+            "blindscore_swap_resident_peak_bytes",
+            "Highest resident memory seen at the end of a swap.",
+        );
+        let _ = writeln!(
+            out,
+            "blindscore_swap_resident_peak_bytes {}",
+            self.peak_swap_resident.load(Ordering::Relaxed)
+        );
+        out
+    }
+}
+
+/// Resident memory of this process, now and at its peak (Linux; zero elsewhere).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ProcessMemory {
+    pub resident: u64,
+    pub peak: u64,
+}
+
+/// Read the process's resident memory from /proc.
+pub fn process_memory() -> ProcessMemory {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return ProcessMemory::default();
+    };
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    };
+    ProcessMemory {
+        resident: field("VmRSS:"),
+        peak: field("VmHWM:"),
+    }
+}

@@ -1,0 +1,304 @@
+//! The catalogs being served, by name, each with its current version and at most one
+//! previous version kept answerable for a grace period after a swap.
+//!
+//! Versions are immutable and shared (`Arc`): a query admitted on a version finishes on it
+//! even if the version is swapped out meanwhile. At most two versions of a catalog are held:
+//! starting a new build drops a version still in its grace period (its in-flight queries
+//! finish; new queries for it get `version_gone`), so memory peaks at the current version
+//! plus the one being built.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use blindscore_common::digest::hex;
+use blindscore_common::{wire, CatalogVersion};
+
+use crate::batcher::{BatchConfig, Batcher};
+use crate::load::EmbeddingSpace;
+use crate::metrics::Metrics;
+use crate::ServedCatalog;
+
+/// One immutable catalog version, ready to serve.
+pub struct VersionEntry {
+    /// The evaluator's catalog.
+    pub served: Arc<ServedCatalog>,
+    /// Item ids in catalog order.
+    pub ids: Vec<String>,
+    /// The embedding space as declared.
+    pub space: EmbeddingSpace,
+    /// Encoded artefacts, served as they are.
+    pub description_bytes: Vec<u8>,
+    pub ids_json: Vec<u8>,
+    pub scales_bytes: Vec<u8>,
+    /// Seconds the build took.
+    pub build_seconds: f64,
+    /// Bytes held by this version (Fourier catalog, hint, ids, scales).
+    pub memory_bytes: usize,
+    /// Queue of queries for this version.
+    pub batcher: Batcher,
+}
+
+impl VersionEntry {
+    /// Wrap a built catalog and start its batcher.
+    pub fn new(
+        served: ServedCatalog,
+        ids: Vec<String>,
+        scales: &[f32],
+        space: EmbeddingSpace,
+        build_seconds: f64,
+        batch: BatchConfig,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Self> {
+        let served = Arc::new(served);
+        let description_bytes = wire::encode(served.description());
+        let ids_json = serde_json::to_vec(&ids).unwrap_or_default();
+        let scales_bytes: Vec<u8> = scales.iter().flat_map(|s| s.to_le_bytes()).collect();
+        let memory_bytes = served.fourier().memory_bytes()
+            + served.hint_message().len()
+            + ids
+                .iter()
+                .map(|i| i.len() + std::mem::size_of::<String>())
+                .sum::<usize>()
+            + ids_json.len()
+            + scales_bytes.len();
+        let batcher = Batcher::spawn(served.clone(), batch, metrics);
+        Arc::new(VersionEntry {
+            served,
+            ids,
+            space,
+            description_bytes,
+            ids_json,
+            scales_bytes,
+            build_seconds,
+            memory_bytes,
+            batcher,
+        })
+    }
+
+    /// The version.
+    pub fn version(&self) -> CatalogVersion {
+        self.served.catalog_ref().version
+    }
+
+    /// What a client or operator sees of this version.
+    pub fn info(&self) -> VersionInfo {
+        let shape = self.served.shape();
+        let b = &shape.budget;
+        VersionInfo {
+            version: self.version().to_hex(),
+            param_id: shape.params.id.0,
+            items: shape.geometry.items,
+            dimension: shape.geometry.dimension,
+            embedding_space: self.space.clone(),
+            layout: shape.layout.to_string(),
+            group_size: shape.geometry.b,
+            catalog_bits: shape.catalog_bits,
+            query_bits: shape.query_bits,
+            delta_log2: b.delta_log2,
+            failure_log2_per_query: shape.failure_log2,
+            wire_bits: WireBits {
+                query: b.query_bits(),
+                hint: b.hint_bits(),
+                response: b.response_bits(),
+            },
+            bytes: WireBytes {
+                query: shape.query_payload_bytes(),
+                response: shape.response_payload_bytes(),
+                hint: self.served.hint_message().len(),
+            },
+            hint_sha256: hex(&self.served.description().hint_digest),
+            rescale:
+                "score_float = score_int * query_scale * item_scale[i]; item scales at .../scales \
+                      (little-endian f32, one per item), query_scale from quantizing the query"
+                    .into(),
+        }
+    }
+}
+
+/// A version's public description (JSON).
+#[derive(Serialize, Clone, Debug)]
+pub struct VersionInfo {
+    pub version: String,
+    pub param_id: u16,
+    pub items: usize,
+    pub dimension: usize,
+    pub embedding_space: EmbeddingSpace,
+    pub layout: String,
+    pub group_size: usize,
+    pub catalog_bits: u32,
+    pub query_bits: u32,
+    pub delta_log2: u32,
+    pub failure_log2_per_query: i32,
+    pub wire_bits: WireBits,
+    pub bytes: WireBytes,
+    pub hint_sha256: String,
+    pub rescale: String,
+}
+
+/// Bits per wire word.
+#[derive(Serialize, Clone, Debug)]
+pub struct WireBits {
+    pub query: u32,
+    pub hint: u32,
+    pub response: u32,
+}
+
+/// Payload bytes.
+#[derive(Serialize, Clone, Debug)]
+pub struct WireBytes {
+    pub query: usize,
+    pub response: usize,
+    pub hint: usize,
+}
+
+struct Slot {
+    current: Arc<VersionEntry>,
+    previous: Option<(Arc<VersionEntry>, Instant)>,
+}
+
+/// Why a version cannot be served.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// No catalog of that name.
+    UnknownCatalog,
+    /// The catalog exists but that version is gone (or never existed): refetch.
+    VersionGone { current: String },
+}
+
+/// The catalogs being served.
+pub struct Registry {
+    slots: RwLock<HashMap<String, Slot>>,
+    building: Mutex<std::collections::HashSet<String>>,
+    grace: Duration,
+}
+
+impl Registry {
+    /// An empty registry with the given grace period for replaced versions.
+    pub fn new(grace: Duration) -> Self {
+        Registry {
+            slots: RwLock::new(HashMap::new()),
+            building: Mutex::new(Default::default()),
+            grace,
+        }
+    }
+
+    /// The current version of a catalog.
+    pub fn current(&self, name: &str) -> Option<Arc<VersionEntry>> {
+        self.read().get(name).map(|s| s.current.clone())
+    }
+
+    /// A given version of a catalog, if it is current or still in its grace period.
+    pub fn version(&self, name: &str, version: &str) -> Result<Arc<VersionEntry>, Lookup> {
+        let slots = self.read();
+        let slot = slots.get(name).ok_or(Lookup::UnknownCatalog)?;
+        if slot.current.version().to_hex() == version {
+            return Ok(slot.current.clone());
+        }
+        if let Some((prev, until)) = &slot.previous {
+            if prev.version().to_hex() == version && Instant::now() < *until {
+                return Ok(prev.clone());
+            }
+        }
+        Err(Lookup::VersionGone {
+            current: slot.current.version().to_hex(),
+        })
+    }
+
+    /// Every catalog with its current version and, if any, its previous one.
+    pub fn list(&self) -> Vec<(String, Arc<VersionEntry>, Option<Arc<VersionEntry>>)> {
+        let now = Instant::now();
+        let mut out: Vec<_> = self
+            .read()
+            .iter()
+            .map(|(name, s)| {
+                let prev = s
+                    .previous
+                    .as_ref()
+                    .filter(|(_, until)| now < *until)
+                    .map(|(p, _)| p.clone());
+                (name.clone(), s.current.clone(), prev)
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Claim the right to build a new version of `name`: refused while another build of it
+    /// runs. Drops a previous version still in grace so that at most two versions exist.
+    pub fn begin_build(&self, name: &str) -> Option<BuildGuard<'_>> {
+        let mut building = self.building.lock().unwrap_or_else(|e| e.into_inner());
+        if !building.insert(name.to_string()) {
+            return None;
+        }
+        if let Some(slot) = self.write().get_mut(name) {
+            slot.previous = None;
+        }
+        Some(BuildGuard {
+            registry: self,
+            name: name.to_string(),
+        })
+    }
+
+    /// Make `entry` the current version of `name`; the version it replaces stays answerable
+    /// for the grace period. Installing the version that is already current changes nothing.
+    pub fn install(&self, name: &str, entry: Arc<VersionEntry>) {
+        let mut slots = self.write();
+        match slots.get_mut(name) {
+            Some(slot) if slot.current.version() == entry.version() => {}
+            Some(slot) => {
+                let old = std::mem::replace(&mut slot.current, entry);
+                slot.previous = Some((old, Instant::now() + self.grace));
+            }
+            None => {
+                slots.insert(
+                    name.to_string(),
+                    Slot {
+                        current: entry,
+                        previous: None,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Drop versions whose grace period is over.
+    pub fn expire(&self) {
+        let now = Instant::now();
+        for slot in self.write().values_mut() {
+            if slot
+                .previous
+                .as_ref()
+                .is_some_and(|(_, until)| now >= *until)
+            {
+                slot.previous = None;
+            }
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Slot>> {
+        self.slots.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Slot>> {
+        self.slots.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Held while a new version is being built; releases the claim when dropped.
+pub struct BuildGuard<'a> {
+    registry: &'a Registry,
+    name: String,
+}
+
+impl Drop for BuildGuard<'_> {
+    fn drop(&mut self) {
+        self.registry
+            .building
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.name);
+    }
+}

@@ -1,0 +1,159 @@
+//! The service: its state, and turning loaded items into a served catalog version.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use blindscore_common::layout::CostModel;
+use blindscore_common::params::DEFAULT_PARAMS;
+use blindscore_common::{Layout, LayoutChoice};
+
+use crate::batcher::BatchConfig;
+use crate::load::{EmbeddingSpace, LoadError, LoadedItems, Metric, Normalisation};
+use crate::metrics::{process_memory, Metrics};
+use crate::registry::{Registry, VersionEntry};
+use crate::{CatalogSource, ServedCatalog};
+
+/// Settings shared by every catalog of a service.
+#[derive(Clone, Debug)]
+pub struct ServiceConfig {
+    /// Batching of concurrent queries.
+    pub batch: BatchConfig,
+    /// How long a replaced version stays answerable.
+    pub grace: Duration,
+    /// Per-request time limit (catalog replacement excepted).
+    pub request_timeout: Duration,
+    /// Largest catalog replacement body.
+    pub max_upload_bytes: u64,
+    /// Bearer token of the admin endpoints; `None` disables them.
+    pub admin_token: Option<String>,
+    /// Width of query values, bits.
+    pub query_bits: u32,
+    /// Layout: fixed, or `None` for the cost model's choice.
+    pub layout: Option<Layout>,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            batch: BatchConfig::default(),
+            grace: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(30),
+            max_upload_bytes: 4 << 30,
+            admin_token: None,
+            query_bits: 8,
+            layout: None,
+        }
+    }
+}
+
+/// How the operator declares a catalog's embedding space.
+#[derive(Clone, Debug)]
+pub struct SpaceDeclaration {
+    pub model: String,
+    pub normalisation: Normalisation,
+    pub metric: Metric,
+    /// Width of catalog values, bits.
+    pub bits: u32,
+}
+
+impl Default for SpaceDeclaration {
+    fn default() -> Self {
+        SpaceDeclaration {
+            model: "unspecified".into(),
+            normalisation: Normalisation::L2,
+            metric: Metric::Cosine,
+            bits: 8,
+        }
+    }
+}
+
+/// Shared state of the HTTP service.
+pub struct AppState {
+    pub registry: Registry,
+    pub metrics: Arc<Metrics>,
+    pub config: ServiceConfig,
+}
+
+impl AppState {
+    /// State with no catalogs yet.
+    pub fn new(config: ServiceConfig) -> Arc<Self> {
+        Arc::new(AppState {
+            registry: Registry::new(config.grace),
+            metrics: Arc::new(Metrics::default()),
+            config,
+        })
+    }
+
+    /// Build a version from loaded items (CPU-heavy: call from a blocking context) and
+    /// install it as `name`'s current version.
+    pub fn build_and_install(
+        &self,
+        name: &str,
+        items: LoadedItems,
+        declaration: &SpaceDeclaration,
+    ) -> Result<Arc<VersionEntry>, LoadError> {
+        let entry = build_entry(name, items, declaration, &self.config, self.metrics.clone())?;
+        self.registry.install(name, entry.clone());
+        Ok(entry)
+    }
+}
+
+/// Build a catalog version: quantized items to Fourier catalog and hint, with progress in
+/// the log, and time and memory reported.
+pub fn build_entry(
+    name: &str,
+    items: LoadedItems,
+    declaration: &SpaceDeclaration,
+    config: &ServiceConfig,
+    metrics: Arc<Metrics>,
+) -> Result<Arc<VersionEntry>, LoadError> {
+    let started = Instant::now();
+    let LoadedItems {
+        ids,
+        catalog,
+        scales,
+    } = items;
+    let space = EmbeddingSpace {
+        model: declaration.model.clone(),
+        dimension: catalog.dimension(),
+        normalisation: declaration.normalisation,
+        metric: declaration.metric,
+    };
+    let layout = match config.layout {
+        Some(layout) => LayoutChoice::Fixed(layout),
+        None => LayoutChoice::Auto(CostModel::default()),
+    };
+    let served = ServedCatalog::build(
+        &CatalogSource {
+            catalog_id: name,
+            params: DEFAULT_PARAMS,
+            catalog: &catalog,
+            scales: &scales,
+            query_bits: config.query_bits,
+            layout,
+        },
+        &|step, done, total| {
+            // About every 10%, and at the end of each step.
+            if done == total || done % (total / 10).max(1) == 0 {
+                tracing::info!(catalog = name, step, done, total, "building");
+            }
+        },
+    )?;
+    drop(catalog);
+    let seconds = started.elapsed().as_secs_f64();
+    let entry = VersionEntry::new(served, ids, &scales, space, seconds, config.batch, metrics);
+    let mem = process_memory();
+    tracing::info!(
+        catalog = name,
+        version = %entry.version(),
+        items = entry.served.shape().geometry.items,
+        dimension = entry.served.shape().geometry.dimension,
+        layout = %entry.served.shape().layout,
+        seconds,
+        version_mib = entry.memory_bytes as f64 / (1 << 20) as f64,
+        resident_mib = mem.resident as f64 / (1 << 20) as f64,
+        peak_resident_mib = mem.peak as f64 / (1 << 20) as f64,
+        "catalog version built"
+    );
+    Ok(entry)
+}
