@@ -26,7 +26,7 @@ pub struct FourierCatalog {
 }
 
 /// Blocks transformed per build step (bounds the build's temporary memory).
-const BUILD_STEP_BLOCKS: usize = 64;
+const BUILD_STEP_BLOCKS: usize = 16;
 
 impl FourierCatalog {
     /// Transform every block (in parallel), reporting progress.

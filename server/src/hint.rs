@@ -129,6 +129,13 @@ pub fn exact_hint_integer(
     hint
 }
 
+/// Cut the exact hint, in place, to its wire words.
+pub fn cut_to_words(shape: &CatalogShape, hint: &mut [u64]) {
+    let b = &shape.budget;
+    hint.iter_mut()
+        .for_each(|h| *h = to_word(*h, b.hint_low, b.modulus_log2));
+}
+
 /// The hint's wire words: bits hint_low..hi of every coefficient.
 pub fn hint_words(shape: &CatalogShape, hint: &[u64]) -> Vec<u64> {
     let b = &shape.budget;

@@ -101,14 +101,17 @@ impl ServedCatalog {
             &version,
             shape.geometry.groups(),
         );
-        let fourier = FourierCatalog::build(&shape, catalog, &|d, t| progress("fourier", d, t));
-        let exact = hint::exact_hint(&shape, catalog, &masks, &|d, t| progress("hint", d, t));
-        let words = hint::hint_words(&shape, &exact);
+        // The hint first: its temporaries are gone before the large Fourier catalog is
+        // allocated, which lowers the peak of a build.
+        let mut words = hint::exact_hint(&shape, catalog, &masks, &|d, t| progress("hint", d, t));
+        hint::cut_to_words(&shape, &mut words);
         let hint_message = wire::encode(&HintMessage {
             wire_version: WIRE_VERSION,
             catalog: catalog_ref.clone(),
             words: bitpack::pack(&words, shape.budget.hint_bits()),
         });
+        drop(words);
+        let fourier = FourierCatalog::build(&shape, catalog, &|d, t| progress("fourier", d, t));
         let description =
             CatalogDescription::new(catalog_ref.clone(), &shape, sha256(&hint_message));
         Ok(ServedCatalog {

@@ -25,8 +25,6 @@ use crate::ServedCatalog;
 pub struct VersionEntry {
     /// The evaluator's catalog.
     pub served: Arc<ServedCatalog>,
-    /// Item ids in catalog order.
-    pub ids: Vec<String>,
     /// The embedding space as declared.
     pub space: EmbeddingSpace,
     /// Encoded artefacts, served as they are.
@@ -45,7 +43,7 @@ impl VersionEntry {
     /// Wrap a built catalog and start its batcher.
     pub fn new(
         served: ServedCatalog,
-        ids: Vec<String>,
+        ids_json: Vec<u8>,
         scales: &[f32],
         space: EmbeddingSpace,
         build_seconds: f64,
@@ -54,20 +52,14 @@ impl VersionEntry {
     ) -> Arc<Self> {
         let served = Arc::new(served);
         let description_bytes = wire::encode(served.description());
-        let ids_json = serde_json::to_vec(&ids).unwrap_or_default();
         let scales_bytes: Vec<u8> = scales.iter().flat_map(|s| s.to_le_bytes()).collect();
         let memory_bytes = served.fourier().memory_bytes()
             + served.hint_message().len()
-            + ids
-                .iter()
-                .map(|i| i.len() + std::mem::size_of::<String>())
-                .sum::<usize>()
             + ids_json.len()
             + scales_bytes.len();
         let batcher = Batcher::spawn(served.clone(), batch, metrics);
         Arc::new(VersionEntry {
             served,
-            ids,
             space,
             description_bytes,
             ids_json,

@@ -113,6 +113,10 @@ pub fn build_entry(
         catalog,
         scales,
     } = items;
+    // Only the encoded ids are kept (that is all the service sends), and they are encoded
+    // before the build so that the strings are freed first.
+    let ids_json = serde_json::to_vec(&ids).unwrap_or_default();
+    drop(ids);
     let space = EmbeddingSpace {
         model: declaration.model.clone(),
         dimension: catalog.dimension(),
@@ -141,7 +145,15 @@ pub fn build_entry(
     )?;
     drop(catalog);
     let seconds = started.elapsed().as_secs_f64();
-    let entry = VersionEntry::new(served, ids, &scales, space, seconds, config.batch, metrics);
+    let entry = VersionEntry::new(
+        served,
+        ids_json,
+        &scales,
+        space,
+        seconds,
+        config.batch,
+        metrics,
+    );
     let mem = process_memory();
     tracing::info!(
         catalog = name,

@@ -8,7 +8,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn spawn(args: &[&str]) -> Child {
@@ -27,11 +31,18 @@ fn get(port: u16, path: &str) -> Option<(u16, String)> {
     use std::io::Write;
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut text = String::new();
     s.read_to_string(&mut text).ok()?;
     let status = text.split_whitespace().nth(1)?.parse().ok()?;
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     Some((status, body))
 }
 
@@ -51,19 +62,36 @@ fn wait_ready(port: u16, child: &mut Child) {
 
 fn terminate(mut child: Child) -> String {
     let pid = child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
     let start = Instant::now();
     loop {
         if let Some(status) = child.try_wait().unwrap() {
             assert!(status.success(), "exit status {status}");
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(20), "no exit after SIGTERM");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no exit after SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let mut log = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
-    child.stdout.take().unwrap().read_to_string(&mut log).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
     log
 }
 
@@ -90,20 +118,41 @@ fn loads_an_npy_catalog_with_ids_and_refuses_a_corrupt_one() {
     {
         use npyz::WriterBuilder;
         let mut out = std::fs::File::create(&npy).unwrap();
-        let mut w = npyz::WriteOptions::<f32>::new().default_dtype().shape(&[300, 16]).writer(&mut out).begin_nd().unwrap();
+        let mut w = npyz::WriteOptions::<f32>::new()
+            .default_dtype()
+            .shape(&[300, 16])
+            .writer(&mut out)
+            .begin_nd()
+            .unwrap();
         for i in 0..300 * 16 {
             w.push(&(((i * 37) % 101) as f32 - 50.0)).unwrap();
         }
         w.finish().unwrap();
     }
-    std::fs::write(&ids, (0..300).map(|i| format!("sku-{i}\n")).collect::<String>()).unwrap();
+    std::fs::write(
+        &ids,
+        (0..300).map(|i| format!("sku-{i}\n")).collect::<String>(),
+    )
+    .unwrap();
     let port = free_port();
     let catalog = format!("shop={}", npy.display());
-    let mut child = spawn(&["--listen", &format!("127.0.0.1:{port}"), "--catalog", &catalog, "--ids", ids.to_str().unwrap(), "--model", "test-model"]);
+    let mut child = spawn(&[
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--catalog",
+        &catalog,
+        "--ids",
+        ids.to_str().unwrap(),
+        "--model",
+        "test-model",
+    ]);
     wait_ready(port, &mut child);
     let (status, body) = get(port, "/v1/catalogs/shop").unwrap();
     assert_eq!(status, 200);
-    assert!(body.contains("\"items\":300") && body.contains("test-model"), "{body}");
+    assert!(
+        body.contains("\"items\":300") && body.contains("test-model"),
+        "{body}"
+    );
     let log = terminate(child);
     assert!(log.contains("catalog version built"), "{log}");
 
@@ -111,7 +160,14 @@ fn loads_an_npy_catalog_with_ids_and_refuses_a_corrupt_one() {
     let bytes = std::fs::read(&npy).unwrap();
     std::fs::write(&npy, &bytes[..bytes.len() / 2]).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_blindscore-server"))
-        .args(["--listen", &format!("127.0.0.1:{}", free_port()), "--catalog", &catalog, "--ids", ids.to_str().unwrap()])
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{}", free_port()),
+            "--catalog",
+            &catalog,
+            "--ids",
+            ids.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
