@@ -99,7 +99,7 @@ async fn with_timeout(limit: std::time::Duration, req: Request, next: Next) -> R
 }
 
 async fn ready(State(state): State<Arc<AppState>>) -> Response {
-    if state.registry.list().is_empty() {
+    if !state.is_ready() {
         (StatusCode::SERVICE_UNAVAILABLE, "loading").into_response()
     } else {
         "ready".into_response()
@@ -315,7 +315,15 @@ async fn score(
     Path((name, version)): Path<(String, String)>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let entry = version_entry(&s, &name, &version)?;
+    let entry = match version_entry(&s, &name, &version) {
+        Ok(entry) => entry,
+        Err(e) => {
+            // Read the query before answering, so the client gets the error (typically
+            // version_gone: refetch) rather than a connection closed mid-upload.
+            drain(body, DRAIN_LIMIT).await;
+            return Err(e);
+        }
+    };
     let limit = entry.served.max_query_bytes() as usize;
     let bytes = read_limited(body, limit).await?;
     // Cheap checks here, so a bad query never takes a place in a batch.
@@ -344,14 +352,42 @@ async fn score(
     }
 }
 
+/// Most bytes of a refused request body read before answering.
+const DRAIN_LIMIT: usize = 64 << 20;
+
+/// Read and discard a body, up to `limit` bytes.
+async fn drain(body: Body, limit: usize) {
+    use http_body_util::BodyExt;
+    let mut body = http_body_util::Limited::new(body, limit);
+    while let Some(Ok(_)) = body.frame().await {}
+}
+
+/// Read a body of at most `limit` bytes. A larger one is read on (and discarded) up to
+/// [`DRAIN_LIMIT`] before the 413, so the client sees the answer rather than a reset.
 async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, limit).await.map_err(|_| {
-        ApiError::new(
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let mut out = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else { break };
+        if let Ok(data) = frame.into_data() {
+            seen += data.len();
+            if seen <= limit {
+                out.extend_from_slice(&data);
+            } else if seen > DRAIN_LIMIT {
+                break;
+            }
+        }
+    }
+    if seen > limit {
+        return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
             format!("the body is larger than this endpoint's limit of {limit} bytes"),
-        )
-    })
+        ));
+    }
+    Ok(Bytes::from(out))
 }
 
 /// How a replacement catalog is declared (query string).

@@ -44,40 +44,45 @@ struct Config {
     #[arg(long, env = "BLINDSCORE_CONFIG")]
     config: Option<PathBuf>,
     /// Embedding model the catalogs were made with (declared in their description).
-    #[arg(long, default_value = "unspecified")]
+    #[arg(long, env = "BLINDSCORE_MODEL", default_value = "unspecified")]
     model: String,
     /// Row normalisation applied at load.
-    #[arg(long, value_enum, default_value = "l2")]
+    #[arg(
+        long,
+        env = "BLINDSCORE_NORMALISATION",
+        value_enum,
+        default_value = "l2"
+    )]
     normalisation: Normalisation,
     /// What the scores stand for.
-    #[arg(long, value_enum, default_value = "cosine")]
+    #[arg(long, env = "BLINDSCORE_METRIC", value_enum, default_value = "cosine")]
     metric: Metric,
     /// Width of catalog values, bits.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, env = "BLINDSCORE_BITS", default_value_t = 8)]
     bits: u32,
     /// Width of query values, bits.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, env = "BLINDSCORE_QUERY_BITS", default_value_t = 8)]
     query_bits: u32,
     /// Group size b of the layout (1 = column); by default the cost model picks it.
-    #[arg(long)]
+    #[arg(long, env = "BLINDSCORE_GROUP_SIZE")]
     group_size: Option<u32>,
     /// Batching window for concurrent queries, milliseconds.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, env = "BLINDSCORE_BATCH_WINDOW_MS", default_value_t = 2)]
     batch_window_ms: u64,
     /// Most queries scored in one pass.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, env = "BLINDSCORE_MAX_BATCH", default_value_t = 16)]
     max_batch: usize,
     /// Most queries waiting per catalog version (beyond it: 503 with Retry-After).
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, env = "BLINDSCORE_QUEUE_DEPTH", default_value_t = 64)]
     queue_depth: usize,
     /// Seconds a replaced version stays answerable.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, env = "BLINDSCORE_GRACE_SECONDS", default_value_t = 60)]
     grace_seconds: u64,
     /// Per-request time limit, seconds (catalog replacement excepted).
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, env = "BLINDSCORE_REQUEST_TIMEOUT_SECONDS", default_value_t = 30)]
     request_timeout_seconds: u64,
     /// Largest catalog replacement body, bytes.
-    #[arg(long, default_value_t = 4 << 30)]
+    #[arg(long, env = "BLINDSCORE_MAX_UPLOAD_BYTES", default_value_t = 4 << 30)]
     max_upload_bytes: u64,
 }
 
@@ -129,6 +134,7 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     let state = AppState::new(service);
+    state.set_loading(true);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
@@ -151,6 +157,7 @@ async fn main() -> anyhow::Result<()> {
             peak_mib = mem.peak >> 20,
             "all catalogs loaded"
         );
+        loader.set_loading(false);
         Ok(())
     });
     let app = router(state.clone());

@@ -72,6 +72,8 @@ pub struct AppState {
     pub registry: Registry,
     pub metrics: Arc<Metrics>,
     pub config: ServiceConfig,
+    /// False while the start-up catalogs load.
+    loading: std::sync::atomic::AtomicBool,
 }
 
 impl AppState {
@@ -81,7 +83,19 @@ impl AppState {
             registry: Registry::new(config.grace),
             metrics: Arc::new(Metrics::default()),
             config,
+            loading: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Mark the start-up catalogs as loading (not ready) or loaded.
+    pub fn set_loading(&self, loading: bool) {
+        self.loading
+            .store(loading, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Ready: start-up loading is over and at least one catalog is served.
+    pub fn is_ready(&self) -> bool {
+        !self.loading.load(std::sync::atomic::Ordering::SeqCst) && !self.registry.list().is_empty()
     }
 
     /// Build a version from loaded items (CPU-heavy: call from a blocking context) and

@@ -156,6 +156,42 @@ fn loads_an_npy_catalog_with_ids_and_refuses_a_corrupt_one() {
     let log = terminate(child);
     assert!(log.contains("catalog version built"), "{log}");
 
+    // The same catalogs from a config file, with a JSON Lines one beside it.
+    let jsonl = dir.join("more.jsonl");
+    std::fs::write(
+        &jsonl,
+        "{\"id\": \"a\", \"vector\": [1.0, 0.5]}\n{\"id\": \"b\", \"vector\": [0.0, 2.0]}\n",
+    )
+    .unwrap();
+    let config = dir.join("catalogs.json");
+    std::fs::write(
+        &config,
+        format!(
+            "{{\"catalogs\": [{{\"name\": \"shop\", \"path\": {:?}, \"ids\": {:?}}}, {{\"name\": \"more\", \"path\": {:?}, \"model\": \"m2\", \"normalisation\": \"none\", \"metric\": \"dot\"}}]}}",
+            npy.display().to_string(),
+            ids.display().to_string(),
+            jsonl.display().to_string()
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let mut child = spawn(&[
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    wait_ready(port, &mut child);
+    let (status, body) = get(port, "/v1/catalogs").unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("\"name\":\"shop\"")
+            && body.contains("\"model\":\"m2\"")
+            && body.contains("\"metric\":\"dot\""),
+        "{body}"
+    );
+    terminate(child);
+
     // A truncated matrix stops the start-up with a message naming the catalog.
     let bytes = std::fs::read(&npy).unwrap();
     std::fs::write(&npy, &bytes[..bytes.len() / 2]).unwrap();
