@@ -16,9 +16,40 @@ pub enum ClientError {
     #[error("transport error: {0}")]
     Transport(String),
     /// The server answered with an error status.
-    #[error("server answered {status}: {message}")]
-    Server { status: u16, message: String },
+    #[error("server answered {status} {code}: {message}")]
+    Server {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// The catalog version was replaced and is no longer served: refetch it.
+    #[error("the catalog version is no longer served (it was replaced); refetch the catalog")]
+    VersionGone,
+    /// The server is busy: retry after the given seconds.
+    #[error("the server is busy; retry in {retry_after} s")]
+    Busy { retry_after: u32 },
+    /// The preference vector is not from the catalog's embedding space.
+    #[error("the preference vector does not fit the catalog's embedding space: {0}")]
+    SpaceMismatch(String),
+    /// The local cache or profile file could not be used.
+    #[error("local storage: {0}")]
+    Storage(String),
     /// The OS could not provide randomness.
     #[error("the operating system's random generator failed: {0}")]
     Randomness(String),
+}
+
+impl ClientError {
+    /// The typed error for an HTTP error answer.
+    pub(crate) fn from_status(status: u16, code: String, message: String) -> Self {
+        match (status, code.as_str()) {
+            (410, _) | (_, "version_gone") => ClientError::VersionGone,
+            (503, _) => ClientError::Busy { retry_after: 1 },
+            _ => ClientError::Server {
+                status,
+                code,
+                message,
+            },
+        }
+    }
 }

@@ -39,6 +39,29 @@ struct CatalogInfo {
 #[derive(Deserialize)]
 struct VersionInfo {
     version: String,
+    embedding_space: EmbeddingSpace,
+}
+
+/// The embedding space a catalog declares.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct EmbeddingSpace {
+    /// Embedding model name.
+    pub model: String,
+    /// Dimension of its vectors.
+    pub dimension: usize,
+    /// "l2" (rows and queries of unit norm) or "none".
+    pub normalisation: String,
+    /// "cosine" or "dot".
+    pub metric: String,
+}
+
+/// The raw, immutable artefacts of one catalog version, as fetched (for caching).
+#[derive(Clone, Debug)]
+pub struct Artifacts {
+    pub description: Vec<u8>,
+    pub hint: Vec<u8>,
+    pub ids: Vec<u8>,
+    pub scales: Vec<u8>,
 }
 
 impl Client {
@@ -52,12 +75,78 @@ impl Client {
 
     /// The current version of a catalog (hex).
     pub async fn current_version(&self, name: &str) -> Result<String, ClientError> {
+        Ok(self.current(name).await?.0)
+    }
+
+    /// The current version of a catalog and the embedding space it declares.
+    pub async fn current(&self, name: &str) -> Result<(String, EmbeddingSpace), ClientError> {
+        blindscore_common::wire::validate_catalog_id(name)?;
         let bytes = self
             .get(&format!("/v1/catalogs/{name}"), MAX_DESCRIPTION_BYTES)
             .await?;
         let info: CatalogInfo = serde_json::from_slice(&bytes)
             .map_err(|e| ProtocolError::Malformed(format!("catalog info: {e}")))?;
-        Ok(info.current.version)
+        if blindscore_common::CatalogVersion::from_hex(&info.current.version).is_none() {
+            return Err(ProtocolError::Malformed(
+                "catalog info: the version is not 64 hex digits".into(),
+            )
+            .into());
+        }
+        Ok((info.current.version, info.current.embedding_space))
+    }
+
+    /// Fetch every artefact of a version, each under a limit derived from its checked
+    /// description.
+    pub async fn fetch_artifacts(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> Result<Artifacts, ClientError> {
+        let base = format!("/v1/catalogs/{name}/versions/{version}");
+        let description = self
+            .get(&format!("{base}/description"), MAX_DESCRIPTION_BYTES)
+            .await?;
+        let decoded: CatalogDescription = wire::decode(&description, MAX_DESCRIPTION_BYTES as u64)?;
+        let shape = decoded.shape()?;
+        let items = shape.geometry.items;
+        let hint = self
+            .get(
+                &format!("{base}/hint"),
+                shape.hint_payload_bytes() + ALLOWANCE,
+            )
+            .await?;
+        let ids = self
+            .get(&format!("{base}/ids"), items * MAX_ID_BYTES + ALLOWANCE)
+            .await?;
+        let scales = self.get(&format!("{base}/scales"), items * 4).await?;
+        Ok(Artifacts {
+            description,
+            hint,
+            ids,
+            scales,
+        })
+    }
+
+    /// Send an encoded query to a catalog version.
+    pub async fn send(
+        &self,
+        name: &str,
+        version: &str,
+        query: Vec<u8>,
+        response_limit: usize,
+    ) -> Result<Vec<u8>, ClientError> {
+        let response = self
+            .http
+            .post(format!(
+                "{}/v1/catalogs/{name}/versions/{version}/score",
+                self.base
+            ))
+            .header("content-type", "application/octet-stream")
+            .body(query)
+            .send()
+            .await
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        read(response, response_limit + ALLOWANCE).await
     }
 
     /// Fetch the current version's description and hint, check them and prepare.
@@ -219,11 +308,16 @@ async fn read(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, 
         body.extend_from_slice(&chunk);
     }
     if !status.is_success() {
-        let message = String::from_utf8_lossy(&body).into_owned();
-        return Err(ClientError::Server {
-            status: status.as_u16(),
-            message,
-        });
+        #[derive(Deserialize)]
+        struct ErrorBody {
+            code: String,
+            message: String,
+        }
+        let (code, message) = match serde_json::from_slice::<ErrorBody>(&body) {
+            Ok(e) => (e.code, e.message),
+            Err(_) => (String::new(), String::from_utf8_lossy(&body).into_owned()),
+        };
+        return Err(ClientError::from_status(status.as_u16(), code, message));
     }
     Ok(body)
 }

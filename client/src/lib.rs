@@ -23,12 +23,15 @@ mod error;
 mod http;
 mod key;
 mod prepared;
+pub mod profile;
 mod query;
 mod rank;
+mod sdk;
 
 pub use error::ClientError;
-pub use http::{Client, Transfer};
+pub use http::{Artifacts, Client, EmbeddingSpace, Transfer};
 pub use key::SecretKey;
 pub use prepared::PreparedCatalog;
 pub use query::{EncryptedQuery, PendingQuery};
 pub use rank::{rescale, top_k};
+pub use sdk::{CatalogState, QueryCost, RankedItem, Ranker, SealedQuery};
