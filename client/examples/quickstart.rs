@@ -1,0 +1,45 @@
+//! Private ranking in a few lines: start a server with a small catalog on a loopback port
+//! (in an app, the server is already running somewhere), then rank.
+//!
+//! `cargo run --release -p blindscore-client --example quickstart`
+
+use blindscore_client::profile::{now_unix_ms, PreferenceProfile, ProfileWeights};
+use blindscore_client::Ranker;
+use blindscore_server::demo::{demo_catalog, topic_centre, DEMO_DIMENSION};
+use blindscore_server::load::{quantize_rows, Normalisation};
+use blindscore_server::service::{AppState, ServiceConfig, SpaceDeclaration};
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // -- server side (normally elsewhere) --
+    let demo = demo_catalog();
+    let items = quantize_rows(
+        demo.ids,
+        &demo.embeddings,
+        DEMO_DIMENSION,
+        8,
+        Normalisation::L2,
+    )?;
+    let state = AppState::new(ServiceConfig::default());
+    state.build_and_install("demo", items, &SpaceDeclaration::default())?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(
+        async move { axum::serve(listener, blindscore_server::http::router(state)).await },
+    );
+
+    // -- app side --
+    // Build the user's preferences on the device: a stated interest and a recent view.
+    let mut profile = PreferenceProfile::new(ProfileWeights::default());
+    profile.state("topic 7", topic_centre(7), 1.0);
+    profile.observe(topic_centre(21), 0.5, now_unix_ms());
+    let preferences = profile.combine(now_unix_ms())?.ok_or("empty profile")?;
+
+    // One call: fetch (and cache) the catalog's public data, encrypt under a fresh key,
+    // score on the server, decrypt and rank here.
+    let ranker = Ranker::new(&url);
+    for item in ranker.rank("demo", &preferences, 5).await? {
+        println!("{:<36} {:.4}", item.id, item.score);
+    }
+    Ok(())
+}

@@ -1,0 +1,85 @@
+//! The `blindscore` command against a real server on a loopback port.
+
+use blindscore_server::demo::{demo_catalog, topic_centre, DEMO_DIMENSION};
+use blindscore_server::load::{quantize_rows, Normalisation};
+use blindscore_server::service::{AppState, ServiceConfig, SpaceDeclaration};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rank_prints_json_lines_and_refuses_a_wrong_vector() {
+    let demo = demo_catalog();
+    let items = quantize_rows(
+        demo.ids,
+        &demo.embeddings,
+        DEMO_DIMENSION,
+        8,
+        Normalisation::L2,
+    )
+    .unwrap();
+    let state = AppState::new(ServiceConfig::default());
+    state
+        .build_and_install("demo", items, &SpaceDeclaration::default())
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(
+        async move { axum::serve(listener, blindscore_server::http::router(state)).await },
+    );
+
+    let dir = std::env::temp_dir().join(format!("blindscore-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let vector = dir.join("v.json");
+    std::fs::write(&vector, serde_json::to_vec(&topic_centre(3)).unwrap()).unwrap();
+    let run = |args: Vec<String>| async move {
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_blindscore"))
+                .args(args)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap()
+    };
+    let args = |v: &std::path::Path| {
+        [
+            "rank",
+            "--server",
+            &url,
+            "--catalog",
+            "demo",
+            "--vector",
+            v.to_str().unwrap(),
+            "-k",
+            "3",
+            "--json",
+            "--normalise",
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let out = run(args(&vector)).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert!(
+        lines[0]["id"].as_str().unwrap().contains("topic-03"),
+        "{lines:?}"
+    );
+
+    std::fs::write(&vector, b"[1.0, 2.0]").unwrap();
+    let out = run(args(&vector)).await;
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("embedding space"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
