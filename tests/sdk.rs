@@ -428,3 +428,78 @@ async fn a_hostile_server_is_refused_cleanly() {
     let r = attempt(hostile(|k, b| if k == "scales" { b[..8].to_vec() } else { b }).await).await;
     assert!(matches!(r, Err(ClientError::Protocol(_))), "{r:?}");
 }
+
+/// A proxy in front of the real server that answers the first query with 410 (as if the
+/// version had just been swapped out) and forwards everything else: the SDK must refetch
+/// and retry once, with a fresh encryption (a different query body).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gone_version_during_a_query_is_retried_once_with_a_fresh_encryption() {
+    use axum::body::Bytes;
+    use axum::extract::{Request, State};
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    use std::sync::Mutex;
+
+    let (real, _) = start(loaded(2200, 31), Duration::from_secs(60)).await;
+    #[derive(Clone)]
+    struct Proxy {
+        real: String,
+        bodies: Arc<Mutex<Vec<Bytes>>>,
+        refuse: Arc<Mutex<usize>>,
+    }
+    async fn forward(State(p): State<Proxy>, req: Request) -> axum::response::Response {
+        let path = req.uri().path().to_string();
+        let method = req.method().clone();
+        let body = axum::body::to_bytes(req.into_body(), 64 << 20)
+            .await
+            .unwrap();
+        if path.ends_with("/score") {
+            p.bodies.lock().unwrap().push(body.clone());
+            let mut refuse = p.refuse.lock().unwrap();
+            if *refuse > 0 {
+                *refuse -= 1;
+                return (
+                    StatusCode::GONE,
+                    axum::Json(serde_json::json!({"code": "version_gone", "message": "gone"})),
+                )
+                    .into_response();
+            }
+        }
+        let http = reqwest::Client::new();
+        let r = if method == axum::http::Method::POST {
+            http.post(format!("{}{path}", p.real))
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+        } else {
+            http.get(format!("{}{path}", p.real)).send().await.unwrap()
+        };
+        let status = StatusCode::from_u16(r.status().as_u16()).unwrap();
+        (status, r.bytes().await.unwrap()).into_response()
+    }
+    let proxy = Proxy {
+        real,
+        bodies: Arc::new(Mutex::new(Vec::new())),
+        refuse: Arc::new(Mutex::new(1)),
+    };
+    let app = Router::new().fallback(forward).with_state(proxy.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let ranker = Ranker::new(&format!("http://{addr}"));
+    let ranked = ranker.rank("shop", &unit_query(5), 5).await.unwrap();
+    assert_eq!(ranked.len(), 5);
+    let bodies = proxy.bodies.lock().unwrap().clone();
+    assert_eq!(bodies.len(), 2, "one retry");
+    assert_ne!(bodies[0], bodies[1], "the retry must be a fresh encryption");
+
+    // Gone twice: reported, not retried again.
+    *proxy.refuse.lock().unwrap() = 2;
+    assert!(matches!(
+        ranker.rank("shop", &unit_query(5), 5).await,
+        Err(ClientError::VersionGone)
+    ));
+    assert_eq!(proxy.bodies.lock().unwrap().len(), 4);
+}
