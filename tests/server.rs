@@ -308,7 +308,7 @@ async fn a_swap_under_concurrent_queries_keeps_every_answer_exact() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let r = reqwest::Client::new()
         .put(format!(
-            "{base}/v1/admin/catalogs/live?model=test&normalisation=none"
+            "{base}/v1/admin/catalogs/live?model=test&normalisation=none&bits=8"
         ))
         .header("authorization", format!("Bearer {TOKEN}"))
         .body(jsonl(&uploaded))

@@ -5,19 +5,19 @@
 
 use blindscore_client::profile::{now_unix_ms, PreferenceProfile, ProfileWeights};
 use blindscore_client::Ranker;
-use blindscore_server::demo::{demo_catalog, topic_centre, DEMO_DIMENSION};
+use blindscore_server::demo::{demo_catalog, demo_interests, DEMO_DIMENSION};
 use blindscore_server::load::{quantize_rows, Normalisation};
 use blindscore_server::service::{AppState, ServiceConfig, SpaceDeclaration};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // -- server side (normally elsewhere) --
-    let demo = demo_catalog();
+    let demo = demo_catalog()?;
     let items = quantize_rows(
         demo.ids,
         &demo.embeddings,
         DEMO_DIMENSION,
-        8,
+        16,
         Normalisation::L2,
     )?;
     let state = AppState::new(ServiceConfig::default());
@@ -31,8 +31,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // -- app side --
     // Build the user's preferences on the device: a stated interest and a recent view.
     let mut profile = PreferenceProfile::new(ProfileWeights::default());
-    profile.state("topic 7", topic_centre(7), 1.0);
-    profile.observe(topic_centre(21), 0.5, now_unix_ms());
+    let interests = demo_interests();
+    profile.state(&interests[0].0, interests[0].1.clone(), 1.0); // "edit photos and images"
+    profile.observe(interests[4].1.clone(), 0.5, now_unix_ms()); // just viewed: Python tools
     let preferences = profile.combine(now_unix_ms())?.ok_or("empty profile")?;
 
     // One call: fetch (and cache) the catalog's public data, encrypt under a fresh key,

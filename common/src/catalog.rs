@@ -98,6 +98,22 @@ impl QuantizedCatalog {
             .unwrap_or(0)
     }
 
+    /// The same vectors at fewer bits: every value scaled by `max(bits) / max(self.bits)`
+    /// and rounded. Returns the catalog and the factor by which scales must be multiplied.
+    pub fn requantize(&self, bits: u32) -> Result<(Self, f64), ProtocolError> {
+        let from = max_abs_for_bits(self.bits) as f64;
+        let to = max_abs_for_bits(bits) as f64;
+        let values = self
+            .values
+            .iter()
+            .map(|&v| (v as f64 * to / from).round() as i16)
+            .collect();
+        Ok((
+            QuantizedCatalog::new(self.dimension, bits, values)?,
+            from / to,
+        ))
+    }
+
     /// Plaintext integer dot products with a quantized query: the reference every encrypted
     /// score must equal.
     pub fn plaintext_scores(&self, query: &[i32]) -> Vec<i64> {
@@ -294,6 +310,36 @@ impl CatalogShape {
     pub fn response_payload_bytes(&self) -> usize {
         packed_len(self.geometry.items, self.budget.response_bits())
     }
+}
+
+/// Narrowest catalog width the service considers useful.
+pub const MIN_USEFUL_CATALOG_BITS: u32 = 6;
+
+/// The widest catalog values the noise budget allows for this catalog's real block norms
+/// and dimension, at the given query width: tries widths from the catalog's own (up to 16)
+/// down to [`MIN_USEFUL_CATALOG_BITS`]. Returns the shape, the requantized catalog and the
+/// factor by which per-item scales must be multiplied; refuses a catalog that does not fit
+/// at a useful width, naming the limit.
+pub fn widest_catalog(
+    params: &'static GlweParams,
+    catalog: &QuantizedCatalog,
+    query_bits: u32,
+    choice: LayoutChoice,
+) -> Result<(CatalogShape, QuantizedCatalog, f64), ProtocolError> {
+    let mut last = None;
+    for bits in (MIN_USEFUL_CATALOG_BITS..=catalog.bits()).rev() {
+        let (narrow, factor) = catalog.requantize(bits)?;
+        match CatalogShape::for_catalog(params, &narrow, query_bits, choice) {
+            Ok(shape) => return Ok((shape, narrow, factor)),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(ProtocolError::BudgetInfeasible(format!(
+        "this catalog (d = {}, {} items) does not fit the noise budget even at {MIN_USEFUL_CATALOG_BITS}-bit values          with {query_bits}-bit queries ({}); use fewer dimensions or narrower queries",
+        catalog.dimension(),
+        catalog.items(),
+        last.map_or_else(String::new, |e| e.to_string())
+    )))
 }
 
 /// The largest dimension whose worst case (every value at its bound, full blocks of

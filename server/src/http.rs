@@ -420,8 +420,8 @@ async fn replace_catalog(
 ) -> Result<Json<Replaced>, ApiError> {
     authorize(&s, &headers)?;
     blindscore_common::wire::validate_catalog_id(&name)?;
-    let bits = params.bits.unwrap_or(8);
-    if !(2..=16).contains(&bits) {
+    let bits = params.bits;
+    if bits.is_some_and(|b| !(2..=16).contains(&b)) {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "bad_parameter",
@@ -455,7 +455,7 @@ async fn replace_catalog(
         };
         let items = read_jsonl(
             std::io::BufReader::new(reader),
-            declaration.bits,
+            declaration.load_bits(),
             declaration.normalisation,
         )
         .map_err(|e| {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use blindscore_common::Layout;
 use blindscore_server::batcher::BatchConfig;
-use blindscore_server::demo::{demo_catalog, DEMO_DIMENSION};
+use blindscore_server::demo::{demo_catalog, DEMO_DIMENSION, DEMO_ITEMS, DEMO_MODEL};
 use blindscore_server::http::router;
 use blindscore_server::load::{
     quantize_rows, read_ids, read_jsonl, read_npy, LoadedItems, Metric, Normalisation,
@@ -57,9 +57,10 @@ struct Config {
     /// What the scores stand for.
     #[arg(long, env = "BLINDSCORE_METRIC", value_enum, default_value = "cosine")]
     metric: Metric,
-    /// Width of catalog values, bits.
-    #[arg(long, env = "BLINDSCORE_BITS", default_value_t = 8)]
-    bits: u32,
+    /// Width of catalog values, bits (default: the widest the noise budget allows for the
+    /// catalog's real norms and dimension).
+    #[arg(long, env = "BLINDSCORE_BITS")]
+    bits: Option<u32>,
     /// Width of query values, bits.
     #[arg(long, env = "BLINDSCORE_QUERY_BITS", default_value_t = 8)]
     query_bits: u32,
@@ -229,9 +230,9 @@ fn catalog_entries(config: &Config) -> anyhow::Result<Vec<(String, Loader, Space
             model: e.model.unwrap_or_else(|| default.model.clone()),
             normalisation: e.normalisation.unwrap_or(default.normalisation),
             metric: e.metric.unwrap_or(default.metric),
-            bits: e.bits.unwrap_or(default.bits),
+            bits: e.bits.or(default.bits),
         };
-        let (bits, norm) = (declaration.bits, declaration.normalisation);
+        let (bits, norm) = (declaration.load_bits(), declaration.normalisation);
         let path = e.path;
         let ids_path = e.ids;
         let loader: Loader = Box::new(move || {
@@ -250,18 +251,22 @@ fn catalog_entries(config: &Config) -> anyhow::Result<Vec<(String, Loader, Space
         out.push((e.name, loader, declaration));
     }
     if out.is_empty() {
-        tracing::info!("no catalog given: serving the embedded demo catalog 'demo' (SYNTHETIC items, not real data)");
+        tracing::info!(
+            "no catalog given: serving the embedded demo catalog 'demo' ({} real Debian packages, {})",
+            DEMO_ITEMS,
+            DEMO_MODEL
+        );
         let declaration = SpaceDeclaration {
-            model: "synthetic-demo".into(),
+            model: DEMO_MODEL.into(),
             ..default
         };
         let loader: Loader = Box::new(move || {
-            let demo = demo_catalog();
+            let demo = demo_catalog()?;
             Ok(quantize_rows(
                 demo.ids,
                 &demo.embeddings,
                 DEMO_DIMENSION,
-                8,
+                16,
                 Normalisation::L2,
             )?)
         });

@@ -52,8 +52,9 @@ pub struct SpaceDeclaration {
     pub model: String,
     pub normalisation: Normalisation,
     pub metric: Metric,
-    /// Width of catalog values, bits.
-    pub bits: u32,
+    /// Width of catalog values, bits; `None` for the widest the noise budget allows (the
+    /// items are then loaded at 16 bits and narrowed).
+    pub bits: Option<u32>,
 }
 
 impl Default for SpaceDeclaration {
@@ -62,7 +63,7 @@ impl Default for SpaceDeclaration {
             model: "unspecified".into(),
             normalisation: Normalisation::L2,
             metric: Metric::Cosine,
-            bits: 8,
+            bits: None,
         }
     }
 }
@@ -131,6 +132,30 @@ pub fn build_entry(
     // before the build so that the strings are freed first.
     let ids_json = serde_json::to_vec(&ids).unwrap_or_default();
     drop(ids);
+    let (catalog, scales) = if declaration.bits.is_none() {
+        let choice = match config.layout {
+            Some(layout) => LayoutChoice::Fixed(layout),
+            None => LayoutChoice::Auto(CostModel::default()),
+        };
+        let (_, narrow, factor) = blindscore_common::catalog::widest_catalog(
+            DEFAULT_PARAMS,
+            &catalog,
+            config.query_bits,
+            choice,
+        )?;
+        tracing::info!(
+            catalog = name,
+            bits = narrow.bits(),
+            "widest catalog values the noise budget allows"
+        );
+        let scales = scales
+            .iter()
+            .map(|s| (*s as f64 * factor) as f32)
+            .collect::<Vec<f32>>();
+        (narrow, scales)
+    } else {
+        (catalog, scales)
+    };
     let space = EmbeddingSpace {
         model: declaration.model.clone(),
         dimension: catalog.dimension(),
@@ -182,4 +207,11 @@ pub fn build_entry(
         "catalog version built"
     );
     Ok(entry)
+}
+
+impl SpaceDeclaration {
+    /// The width to load values at: the declared one, or 16 to narrow later.
+    pub fn load_bits(&self) -> u32 {
+        self.bits.unwrap_or(16)
+    }
 }

@@ -102,10 +102,10 @@ fn serves_the_demo_catalog_with_no_arguments_and_stops_on_sigterm() {
     wait_ready(port, &mut child);
     let (status, body) = get(port, "/v1/catalogs/demo").unwrap();
     assert_eq!(status, 200);
-    assert!(body.contains("\"items\":20000"), "{body}");
-    assert!(body.contains("synthetic-demo"));
+    assert!(body.contains("\"items\":12000"), "{body}");
+    assert!(body.contains("all-MiniLM-L6-v2"));
     let log = terminate(child);
-    assert!(log.contains("SYNTHETIC"), "{log}");
+    assert!(log.contains("real Debian packages"), "{log}");
     assert!(log.contains("shutting down"), "{log}");
 }
 
