@@ -41,6 +41,7 @@ mod http;
 mod key;
 mod prepared;
 pub mod profile;
+pub mod quality;
 mod query;
 mod rank;
 mod sdk;

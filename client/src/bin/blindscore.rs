@@ -57,6 +57,28 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Rank every query of a set through the encrypted pipeline (a server on a loopback
+    /// port unless --server is given) and report quality against the float ranking.
+    Eval {
+        /// Item embeddings, a float32/float64 .npy matrix (items x dims).
+        #[arg(long)]
+        catalog: PathBuf,
+        /// Item ids, one per line.
+        #[arg(long)]
+        ids: PathBuf,
+        /// Query embeddings, a .npy matrix (queries x dims).
+        #[arg(long)]
+        queries: PathBuf,
+        /// k of recall@k.
+        #[arg(short, long, default_value_t = 10)]
+        k: usize,
+        /// Catalog value width, bits (default: the widest the noise budget allows).
+        #[arg(long)]
+        bits: Option<u32>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// The whole loop on the embedded demo catalog, over loopback HTTP.
     Demo {
         /// How many items to show.
@@ -113,6 +135,14 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Demo { k } => demo(k).await,
+        Command::Eval {
+            catalog,
+            ids,
+            queries,
+            k,
+            bits,
+            json,
+        } => eval(&catalog, &ids, &queries, k, bits, json).await,
     }
 }
 
@@ -257,6 +287,116 @@ async fn demo(k: usize) -> anyhow::Result<()> {
     );
     if found * 10 < k * 7 {
         bail!("the encrypted ranking is far from the float ranking");
+    }
+    Ok(())
+}
+
+fn read_matrix(path: &Path) -> anyhow::Result<(Vec<f32>, usize)> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let npy = npyz::NpyFile::new(&bytes[..])
+        .with_context(|| format!("{}: not a .npy file", path.display()))?;
+    let shape = npy.shape().to_vec();
+    if shape.len() != 2 {
+        bail!(
+            "{}: expected a 2-D matrix, found shape {shape:?}",
+            path.display()
+        );
+    }
+    let values: Vec<f32> = match npy.try_data::<f32>() {
+        Ok(data) => data.collect::<Result<_, _>>()?,
+        Err(npy) => npy
+            .data::<f64>()
+            .context("expected float32 or float64 values")?
+            .map(|v| v.map(|x| x as f32))
+            .collect::<Result<_, _>>()?,
+    };
+    Ok((values, shape[1] as usize))
+}
+
+async fn eval(
+    catalog: &Path,
+    ids: &Path,
+    queries: &Path,
+    k: usize,
+    bits: Option<u32>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let (items, dim) = read_matrix(catalog)?;
+    let (query_rows, qdim) = read_matrix(queries)?;
+    if qdim != dim {
+        bail!("queries have {qdim} dims, the catalog {dim}");
+    }
+    let id_list =
+        blindscore_server::load::read_ids(std::io::BufReader::new(std::fs::File::open(ids)?))?;
+    eprintln!(
+        "  building the catalog ({} items x {dim}) ...",
+        id_list.len()
+    );
+    let loaded = quantize_rows(
+        id_list.clone(),
+        &items,
+        dim,
+        bits.unwrap_or(16),
+        Normalisation::L2,
+    )?;
+    let state = AppState::new(ServiceConfig::default());
+    let builder = state.clone();
+    let declaration = SpaceDeclaration {
+        bits,
+        ..SpaceDeclaration::default()
+    };
+    let entry = tokio::task::spawn_blocking(move || {
+        builder.build_and_install("eval", loaded, &declaration)
+    })
+    .await??;
+    let shape = *entry.served.shape();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, router(state)).await });
+    let ranker = Ranker::new(&format!("http://{addr}"));
+    let index: std::collections::HashMap<&str, usize> = id_list
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), i))
+        .collect();
+    let mut rankings = Vec::new();
+    let n = query_rows.len() / dim;
+    for (i, q) in query_rows.chunks_exact(dim).enumerate() {
+        let norm = q.iter().map(|x| x * x).sum::<f32>().sqrt();
+        let unit: Vec<f32> = q.iter().map(|x| x / norm).collect();
+        let ranked = ranker.rank("eval", &unit, k).await?;
+        rankings.push(
+            ranked
+                .iter()
+                .filter_map(|r| index.get(r.id.as_str()).copied())
+                .collect(),
+        );
+        if (i + 1) % 100 == 0 || i + 1 == n {
+            eprint!("\r  ranked {}/{n} queries", i + 1);
+        }
+    }
+    eprintln!();
+    let report = blindscore_client::quality::evaluate(&items, &query_rows, dim, &rankings, k, 1e-3);
+    let b = shape.budget;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "report": report,
+                "items": shape.geometry.items, "dimension": dim, "layout": shape.layout.to_string(),
+                "catalog_bits": shape.catalog_bits, "query_bits": shape.query_bits, "delta_log2": b.delta_log2,
+                "failure_log2_per_query": b.failure_log2,
+            })
+        );
+    } else {
+        println!(
+            "{} queries, {} items x {dim}: {}-bit catalog values, {}-bit queries, Delta 2^{}, {} layout",
+            report.queries, shape.geometry.items, shape.catalog_bits, shape.query_bits, b.delta_log2, shape.layout
+        );
+        println!(
+            "recall@{k}: {:.4}   tolerant recall@{k} (1e-3): {:.4}   float score ratio: {:.5}",
+            report.recall, report.tolerant_recall, report.score_ratio
+        );
     }
     Ok(())
 }
