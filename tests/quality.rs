@@ -165,3 +165,16 @@ fn widths_shrink_as_d_grows() {
     }
     assert!(last >= 6, "d = 512 must still fit at a useful width");
 }
+
+#[test]
+fn a_catalog_that_cannot_fit_is_refused_naming_the_limit() {
+    let d = 4096;
+    let mut rng = Lcg(3);
+    let rows: Vec<f32> = (0..2048 * d).map(|_| rng.value(1000) as f32).collect();
+    let ids = (0..2048).map(|i| i.to_string()).collect();
+    let loaded = quantize_rows(ids, &rows, d, 16, Normalisation::L2).unwrap();
+    let err = widest_catalog(DEFAULT_PARAMS, &loaded.catalog, 16, LayoutChoice::Fixed(Layout::Column)).unwrap_err();
+    let message = err.to_string();
+    println!("{message}");
+    assert!(message.contains("d = 4096") && message.contains("does not fit"), "{message}");
+}

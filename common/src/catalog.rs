@@ -335,7 +335,7 @@ pub fn widest_catalog(
         }
     }
     Err(ProtocolError::BudgetInfeasible(format!(
-        "this catalog (d = {}, {} items) does not fit the noise budget even at {MIN_USEFUL_CATALOG_BITS}-bit values          with {query_bits}-bit queries ({}); use fewer dimensions or narrower queries",
+        "this catalog (d = {}, {} items) does not fit the noise budget even at {MIN_USEFUL_CATALOG_BITS}-bit values with {query_bits}-bit queries ({}); use fewer dimensions or narrower queries",
         catalog.dimension(),
         catalog.items(),
         last.map_or_else(String::new, |e| e.to_string())
