@@ -84,6 +84,7 @@ fn main() {
             scales: &[],
             query_bits: 8,
             layout: LayoutChoice::Fixed(Layout::Column),
+            item_data: &[],
         },
         &|step, done, total| {
             if done == total || done % 64 == 0 {

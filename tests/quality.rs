@@ -104,6 +104,7 @@ fn worst_case_at(layout: Layout, d: usize, bits: u32, query_bits: u32, norm_sq: 
             scales: &[],
             query_bits,
             layout: LayoutChoice::Fixed(layout),
+            item_data: &[],
         },
         &|_, _, _| {},
     )
@@ -173,8 +174,17 @@ fn a_catalog_that_cannot_fit_is_refused_naming_the_limit() {
     let rows: Vec<f32> = (0..2048 * d).map(|_| rng.value(1000) as f32).collect();
     let ids = (0..2048).map(|i| i.to_string()).collect();
     let loaded = quantize_rows(ids, &rows, d, 16, Normalisation::L2).unwrap();
-    let err = widest_catalog(DEFAULT_PARAMS, &loaded.catalog, 16, LayoutChoice::Fixed(Layout::Column)).unwrap_err();
+    let err = widest_catalog(
+        DEFAULT_PARAMS,
+        &loaded.catalog,
+        16,
+        LayoutChoice::Fixed(Layout::Column),
+    )
+    .unwrap_err();
     let message = err.to_string();
     println!("{message}");
-    assert!(message.contains("d = 4096") && message.contains("does not fit"), "{message}");
+    assert!(
+        message.contains("d = 4096") && message.contains("does not fit"),
+        "{message}"
+    );
 }

@@ -258,6 +258,12 @@ async fn the_same_catalog_keeps_its_version_across_restarts() {
     let va = Client::new(&a).current_version("c").await.unwrap();
     let vb = Client::new(&b).current_version("c").await.unwrap();
     assert_eq!(va, vb);
+    // The same vectors under other ids are another version (cached ids must not go stale).
+    let state = AppState::new(config());
+    let mut renamed = items(&catalog);
+    renamed.ids[0] = "renamed".into();
+    let entry = state.build_and_install("c", renamed, &SpaceDeclaration::default()).unwrap();
+    assert_ne!(entry.version().to_hex(), va);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -104,6 +104,9 @@ pub struct VersionInput<'a> {
     pub scales: &'a [f32],
     /// The quantized catalog, row-major.
     pub values: &'a [i16],
+    /// Other per-item data served under the version (the encoded item ids), so that a
+    /// change there is a new version too; may be empty.
+    pub item_data: &'a [u8],
 }
 
 /// The content digest of a catalog.
@@ -117,6 +120,7 @@ pub fn catalog_version(input: &VersionInput<'_>) -> CatalogVersion {
         .field(&(input.dimension as u64).to_le_bytes());
     let scale_bytes: Vec<u8> = input.scales.iter().flat_map(|s| s.to_le_bytes()).collect();
     h.field(&scale_bytes);
+    h.field(input.item_data);
     h.field_i16s(input.values);
     CatalogVersion(h.finish())
 }
@@ -173,6 +177,7 @@ mod tests {
                 dimension: 10,
                 scales: &[],
                 values,
+                item_data: &[],
             })
         };
         assert_eq!(v(&values), v(&values));

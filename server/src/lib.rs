@@ -59,6 +59,8 @@ pub struct CatalogSource<'a> {
     pub query_bits: u32,
     /// Layout fixed or chosen by the cost model.
     pub layout: LayoutChoice,
+    /// Other per-item data served under the version (the encoded ids); part of the version.
+    pub item_data: &'a [u8],
 }
 
 impl ServedCatalog {
@@ -89,6 +91,7 @@ impl ServedCatalog {
             dimension: catalog.dimension(),
             scales: source.scales,
             values: catalog.values(),
+            item_data: source.item_data,
         });
         let catalog_ref = CatalogRef {
             param_id: source.params.id,

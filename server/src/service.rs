@@ -174,6 +174,7 @@ pub fn build_entry(
             scales: &scales,
             query_bits: config.query_bits,
             layout,
+            item_data: &ids_json,
         },
         &|step, done, total| {
             // About every 10%, and at the end of each step.

@@ -48,6 +48,7 @@ pub fn serve(catalog: &QuantizedCatalog, layout: Layout, query_bits: u32) -> Ser
             scales: &[],
             query_bits,
             layout: LayoutChoice::Fixed(layout),
+            item_data: &[],
         },
         &|_, _, _| {},
     )
