@@ -24,7 +24,7 @@ fn matrix(path: &str) -> (Vec<f32>, usize) {
     (npy.into_vec::<f32>().unwrap(), cols)
 }
 
-async fn check_real_set(set: &str) {
+async fn check_real_set(set: &str, dimension_scales: bool) {
     let (items, d) = matrix(&format!("data/{set}/items.npy"));
     let (queries, _) = matrix(&format!("data/{set}/queries.npy"));
     let ids: Vec<String> = std::fs::read_to_string(format!("data/{set}/ids.txt"))
@@ -34,9 +34,14 @@ async fn check_real_set(set: &str) {
         .collect();
     let loaded = quantize_rows(ids.clone(), &items, d, 16, Normalisation::L2).unwrap();
     let state = AppState::new(ServiceConfig::default());
+    let declaration = SpaceDeclaration {
+        dimension_scales,
+        ..SpaceDeclaration::default()
+    };
     let entry = state
-        .build_and_install("real", loaded, &SpaceDeclaration::default())
+        .build_and_install("real", loaded, &declaration)
         .unwrap();
+    assert_eq!(entry.info().dimension_scales, dimension_scales);
     let shape = *entry.served.shape();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -59,7 +64,7 @@ async fn check_real_set(set: &str) {
     }
     let report = evaluate(&items, &queries, d, &rankings, 10, 1e-3);
     println!(
-        "{set}: {} queries, {}-bit catalog, {}-bit queries, Delta 2^{}, {}: recall@10 {:.4}, tolerant {:.4}, score ratio {:.5}",
+        "{set} (dimension scales: {dimension_scales}): {} queries, {}-bit catalog, {}-bit queries, Delta 2^{}, {}: recall@10 {:.4}, tolerant {:.4}, score ratio {:.5}",
         report.queries, shape.catalog_bits, shape.query_bits, shape.budget.delta_log2, shape.layout, report.recall, report.tolerant_recall, report.score_ratio
     );
     assert!(report.recall >= 0.95, "{report:?}");
@@ -134,12 +139,17 @@ fn worst_case_at(layout: Layout, d: usize, bits: u32, query_bits: u32, norm_sq: 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_set_at_128_dims() {
-    check_real_set("debian-128").await;
+    check_real_set("debian-128", false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_set_at_384_dims() {
-    check_real_set("debian-384").await;
+    check_real_set("debian-384", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_set_at_128_dims_with_dimension_scales() {
+    check_real_set("debian-128", true).await;
 }
 
 #[test]

@@ -76,7 +76,7 @@ async fn exact_scores_validators_metrics_and_bad_input() {
     let scores = encrypted.pending.decrypt(&prepared, &response).unwrap();
     assert_eq!(wrong_scores(&catalog, &query, &scores), 0);
     assert_eq!(client.fetch_ids(&prepared).await.unwrap()[7], "item-7");
-    assert_eq!(client.fetch_scales(&prepared).await.unwrap().len(), 3000);
+    assert_eq!(client.fetch_scales(&prepared).await.unwrap().0.len(), 3000);
 
     let http = reqwest::Client::new();
     let version = prepared.catalog().version.to_hex();
@@ -262,7 +262,9 @@ async fn the_same_catalog_keeps_its_version_across_restarts() {
     let state = AppState::new(config());
     let mut renamed = items(&catalog);
     renamed.ids[0] = "renamed".into();
-    let entry = state.build_and_install("c", renamed, &SpaceDeclaration::default()).unwrap();
+    let entry = state
+        .build_and_install("c", renamed, &SpaceDeclaration::default())
+        .unwrap();
     assert_ne!(entry.version().to_hex(), va);
 }
 

@@ -118,7 +118,12 @@ impl Client {
         let ids = self
             .get(&format!("{base}/ids"), items * MAX_ID_BYTES + ALLOWANCE)
             .await?;
-        let scales = self.get(&format!("{base}/scales"), items * 4).await?;
+        let scales = self
+            .get(
+                &format!("{base}/scales"),
+                (items + shape.geometry.dimension) * 4,
+            )
+            .await?;
         Ok(Artifacts {
             description,
             hint,
@@ -207,33 +212,20 @@ impl Client {
         Ok(ids)
     }
 
-    /// The per-item scales of a prepared catalog version (finite, non-negative).
-    pub async fn fetch_scales(&self, prepared: &PreparedCatalog) -> Result<Vec<f32>, ClientError> {
-        let items = prepared.shape().geometry.items;
+    /// The per-item scales of a prepared catalog version (finite, non-negative), and the
+    /// per-dimension scales if the catalog has them.
+    pub async fn fetch_scales(
+        &self,
+        prepared: &PreparedCatalog,
+    ) -> Result<(Vec<f32>, Option<Vec<f32>>), ClientError> {
+        let g = prepared.shape().geometry;
         let bytes = self
             .get(
                 &format!("{}/scales", self.version_path(prepared)),
-                items * 4,
+                (g.items + g.dimension) * 4,
             )
             .await?;
-        if bytes.len() != items * 4 {
-            return Err(ProtocolError::WrongLength {
-                what: "scale bytes",
-                found: bytes.len(),
-                expected: items * 4,
-            }
-            .into());
-        }
-        let scales: Vec<f32> = bytes
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
-        if scales.iter().any(|s| !s.is_finite() || *s < 0.0) {
-            return Err(
-                ProtocolError::Malformed("a scale is negative or not finite".into()).into(),
-            );
-        }
-        Ok(scales)
+        parse_scales(&bytes, g.items, g.dimension)
     }
 
     /// Send an encrypted query for a prepared catalog version; returns the encoded
@@ -320,4 +312,43 @@ async fn read(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, 
         return Err(ClientError::from_status(status.as_u16(), code, message));
     }
     Ok(body)
+}
+
+/// Split the scales artefact: one little-endian f32 per item (finite, non-negative), then
+/// optionally one per dimension (finite, positive) to fold into the query.
+pub fn parse_scales(
+    bytes: &[u8],
+    items: usize,
+    dimension: usize,
+) -> Result<(Vec<f32>, Option<Vec<f32>>), ClientError> {
+    if bytes.len() != items * 4 && bytes.len() != (items + dimension) * 4 {
+        return Err(ProtocolError::WrongLength {
+            what: "scale bytes",
+            found: bytes.len(),
+            expected: items * 4,
+        }
+        .into());
+    }
+    let all: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    if all[..items].iter().any(|s| !s.is_finite() || *s < 0.0) {
+        return Err(
+            ProtocolError::Malformed("an item scale is negative or not finite".into()).into(),
+        );
+    }
+    if all.len() == items {
+        return Ok((all, None));
+    }
+    let dims = all[items..].to_vec();
+    if dims.iter().any(|s| !s.is_finite() || *s <= 0.0) {
+        return Err(ProtocolError::Malformed(
+            "a dimension scale is not a positive finite number".into(),
+        )
+        .into());
+    }
+    let mut items_only = all;
+    items_only.truncate(items);
+    Ok((items_only, Some(dims)))
 }

@@ -55,6 +55,9 @@ pub struct CatalogState {
     pub ids: Vec<String>,
     /// Per-item scales.
     pub scales: Vec<f32>,
+    /// Per-dimension scales, folded into the query before quantizing, if the catalog has
+    /// them.
+    pub dimension_scales: Option<Vec<f32>>,
     /// The declared embedding space.
     pub space: EmbeddingSpace,
     artifact_bytes: usize,
@@ -102,30 +105,15 @@ impl CatalogState {
             }
             .into());
         }
-        if a.scales.len() != items * 4 {
-            return Err(ProtocolError::WrongLength {
-                what: "scale bytes",
-                found: a.scales.len(),
-                expected: items * 4,
-            }
-            .into());
-        }
-        let scales: Vec<f32> = a
-            .scales
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
-        if scales.iter().any(|s| !s.is_finite() || *s < 0.0) {
-            return Err(
-                ProtocolError::Malformed("a scale is negative or not finite".into()).into(),
-            );
-        }
+        let (scales, dimension_scales) =
+            crate::http::parse_scales(&a.scales, items, prepared.shape().geometry.dimension)?;
         let artifact_bytes = a.description.len() + a.hint.len() + a.ids.len() + a.scales.len();
         Ok(CatalogState {
             name: name.into(),
             prepared,
             ids,
             scales,
+            dimension_scales,
             space,
             artifact_bytes,
         })
@@ -196,7 +184,11 @@ impl CatalogState {
         model: Option<&str>,
     ) -> Result<SealedQuery, ClientError> {
         self.check_vector(preferences, model)?;
-        let q = quantize(preferences, self.prepared.shape().query_bits);
+        let folded: Vec<f32> = match &self.dimension_scales {
+            Some(t) => preferences.iter().zip(t).map(|(u, t)| u * t).collect(),
+            None => preferences.to_vec(),
+        };
+        let q = quantize(&folded, self.prepared.shape().query_bits);
         let encrypted = self.prepared.encrypt(&q.values)?;
         Ok(SealedQuery {
             bytes: encrypted.bytes,

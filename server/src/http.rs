@@ -397,6 +397,7 @@ struct ReplaceParams {
     normalisation: Option<Normalisation>,
     metric: Option<Metric>,
     bits: Option<u32>,
+    dimension_scales: Option<bool>,
 }
 
 #[derive(Serialize)]
@@ -433,6 +434,7 @@ async fn replace_catalog(
         normalisation: params.normalisation.unwrap_or(Normalisation::L2),
         metric: params.metric.unwrap_or(Metric::Cosine),
         bits,
+        dimension_scales: params.dimension_scales.unwrap_or(false),
     };
     let state = s.clone();
     let previous = s.registry.current(&name).map(|e| e.version().to_hex());

@@ -53,7 +53,8 @@ pub struct CatalogSource<'a> {
     pub params: &'static GlweParams,
     /// The quantized item vectors.
     pub catalog: &'a QuantizedCatalog,
-    /// Per-item scales (may be empty); part of the version.
+    /// Per-item scales, optionally followed by one scale per dimension (folded into the
+    /// query by the client), or empty; part of the version.
     pub scales: &'a [f32],
     /// Width of query values, bits.
     pub query_bits: u32,
@@ -73,7 +74,11 @@ impl ServedCatalog {
     ) -> Result<Self, ProtocolError> {
         wire::validate_catalog_id(source.catalog_id)?;
         let catalog = source.catalog;
-        if !source.scales.is_empty() && source.scales.len() != catalog.items() {
+        let with_dims = catalog.items() + catalog.dimension();
+        if !source.scales.is_empty()
+            && source.scales.len() != catalog.items()
+            && source.scales.len() != with_dims
+        {
             return Err(ProtocolError::WrongLength {
                 what: "item scales",
                 found: source.scales.len(),

@@ -61,6 +61,9 @@ struct Config {
     /// catalog's real norms and dimension).
     #[arg(long, env = "BLINDSCORE_BITS")]
     bits: Option<u32>,
+    /// Scale each dimension to the full range too (folded into the query by the client).
+    #[arg(long, env = "BLINDSCORE_DIMENSION_SCALES")]
+    dimension_scales: bool,
     /// Width of query values, bits.
     #[arg(long, env = "BLINDSCORE_QUERY_BITS", default_value_t = 8)]
     query_bits: u32,
@@ -102,6 +105,7 @@ struct CatalogEntry {
     normalisation: Option<Normalisation>,
     metric: Option<Metric>,
     bits: Option<u32>,
+    dimension_scales: Option<bool>,
 }
 
 #[tokio::main]
@@ -188,6 +192,7 @@ fn catalog_entries(config: &Config) -> anyhow::Result<Vec<(String, Loader, Space
         normalisation: config.normalisation,
         metric: config.metric,
         bits: config.bits,
+        dimension_scales: config.dimension_scales,
     };
     let mut out: Vec<(String, Loader, SpaceDeclaration)> = Vec::new();
     let mut ids = config.ids.iter();
@@ -215,6 +220,7 @@ fn catalog_entries(config: &Config) -> anyhow::Result<Vec<(String, Loader, Space
             normalisation: None,
             metric: None,
             bits: None,
+            dimension_scales: None,
         });
     }
     if let Some(file) = &config.config {
@@ -231,6 +237,7 @@ fn catalog_entries(config: &Config) -> anyhow::Result<Vec<(String, Loader, Space
             normalisation: e.normalisation.unwrap_or(default.normalisation),
             metric: e.metric.unwrap_or(default.metric),
             bits: e.bits.or(default.bits),
+            dimension_scales: e.dimension_scales.unwrap_or(default.dimension_scales),
         };
         let (bits, norm) = (declaration.load_bits(), declaration.normalisation);
         let path = e.path;

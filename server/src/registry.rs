@@ -102,10 +102,11 @@ impl VersionEntry {
                 hint: self.served.hint_message().len(),
             },
             hint_sha256: hex(&self.served.description().hint_digest),
-            rescale:
-                "score_float = score_int * query_scale * item_scale[i]; item scales at .../scales \
-                      (little-endian f32, one per item), query_scale from quantizing the query"
-                    .into(),
+            dimension_scales: self.scales_bytes.len() > 4 * shape.geometry.items,
+            rescale: "score_float = score_int * query_scale * item_scale[i]; .../scales holds the item \
+                      scales (little-endian f32, one per item), then, with dimension_scales, one scale per \
+                      dimension to multiply the query by before quantizing it (query_scale)"
+                .into(),
         }
     }
 }
@@ -127,6 +128,7 @@ pub struct VersionInfo {
     pub wire_bits: WireBits,
     pub bytes: WireBytes,
     pub hint_sha256: String,
+    pub dimension_scales: bool,
     pub rescale: String,
 }
 

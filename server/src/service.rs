@@ -55,6 +55,9 @@ pub struct SpaceDeclaration {
     /// Width of catalog values, bits; `None` for the widest the noise budget allows (the
     /// items are then loaded at 16 bits and narrowed).
     pub bits: Option<u32>,
+    /// Also scale each dimension to the full range of values, the scales served with the
+    /// item scales and folded into the query by the client.
+    pub dimension_scales: bool,
 }
 
 impl Default for SpaceDeclaration {
@@ -64,6 +67,7 @@ impl Default for SpaceDeclaration {
             normalisation: Normalisation::L2,
             metric: Metric::Cosine,
             bits: None,
+            dimension_scales: false,
         }
     }
 }
@@ -132,7 +136,13 @@ pub fn build_entry(
     // before the build so that the strings are freed first.
     let ids_json = serde_json::to_vec(&ids).unwrap_or_default();
     drop(ids);
-    let (catalog, scales) = if declaration.bits.is_none() {
+    let (catalog, dimension_scales) = if declaration.dimension_scales {
+        let (spread, t) = spread_dimensions(&catalog)?;
+        (spread, Some(t))
+    } else {
+        (catalog, None)
+    };
+    let (catalog, mut scales) = if declaration.bits.is_none() {
         let choice = match config.layout {
             Some(layout) => LayoutChoice::Fixed(layout),
             None => LayoutChoice::Auto(CostModel::default()),
@@ -156,6 +166,9 @@ pub fn build_entry(
     } else {
         (catalog, scales)
     };
+    if let Some(t) = &dimension_scales {
+        scales.extend_from_slice(t);
+    }
     let space = EmbeddingSpace {
         model: declaration.model.clone(),
         dimension: catalog.dimension(),
@@ -215,4 +228,37 @@ impl SpaceDeclaration {
     pub fn load_bits(&self) -> u32 {
         self.bits.unwrap_or(16)
     }
+}
+
+/// Scale every dimension of a quantized catalog to the full range of its width: returns
+/// the catalog with `q'_ij = round(q_ij / t_j)` and the scales `t_j = max_i |q_ij| / max`,
+/// so that `c_ij ~ s_i * t_j * q'_ij` and a query folded as `u_j * t_j` scores the same.
+pub fn spread_dimensions(
+    catalog: &blindscore_common::QuantizedCatalog,
+) -> Result<(blindscore_common::QuantizedCatalog, Vec<f32>), LoadError> {
+    let d = catalog.dimension();
+    let max = blindscore_common::budget::max_abs_for_bits(catalog.bits()) as f64;
+    let mut column_max = vec![0i32; d];
+    for row in catalog.values().chunks_exact(d) {
+        for (m, &v) in column_max.iter_mut().zip(row) {
+            *m = (*m).max((v as i32).abs());
+        }
+    }
+    // An all-zero dimension keeps scale 1 (its values stay zero).
+    let t: Vec<f64> = column_max
+        .iter()
+        .map(|&m| if m == 0 { 1.0 } else { m as f64 / max })
+        .collect();
+    let values = catalog
+        .values()
+        .chunks_exact(d)
+        .flat_map(|row| {
+            row.iter()
+                .zip(&t)
+                .map(|(&v, &tj)| (v as f64 / tj).round().clamp(-max, max) as i16)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let spread = blindscore_common::QuantizedCatalog::new(d, catalog.bits(), values)?;
+    Ok((spread, t.iter().map(|&x| x as f32).collect()))
 }

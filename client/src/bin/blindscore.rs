@@ -75,6 +75,9 @@ enum Command {
         /// Catalog value width, bits (default: the widest the noise budget allows).
         #[arg(long)]
         bits: Option<u32>,
+        /// Scale each dimension to the full range too (folded into the query).
+        #[arg(long)]
+        dimension_scales: bool,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
@@ -141,8 +144,9 @@ async fn main() -> anyhow::Result<()> {
             queries,
             k,
             bits,
+            dimension_scales,
             json,
-        } => eval(&catalog, &ids, &queries, k, bits, json).await,
+        } => eval(&catalog, &ids, &queries, k, bits, dimension_scales, json).await,
     }
 }
 
@@ -319,6 +323,7 @@ async fn eval(
     queries: &Path,
     k: usize,
     bits: Option<u32>,
+    dimension_scales: bool,
     json: bool,
 ) -> anyhow::Result<()> {
     let (items, dim) = read_matrix(catalog)?;
@@ -343,6 +348,7 @@ async fn eval(
     let builder = state.clone();
     let declaration = SpaceDeclaration {
         bits,
+        dimension_scales,
         ..SpaceDeclaration::default()
     };
     let entry = tokio::task::spawn_blocking(move || {
@@ -385,6 +391,7 @@ async fn eval(
                 "report": report,
                 "items": shape.geometry.items, "dimension": dim, "layout": shape.layout.to_string(),
                 "catalog_bits": shape.catalog_bits, "query_bits": shape.query_bits, "delta_log2": b.delta_log2,
+                "dimension_scales": dimension_scales,
                 "failure_log2_per_query": b.failure_log2,
             })
         );
