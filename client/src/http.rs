@@ -199,17 +199,7 @@ impl Client {
                 items * MAX_ID_BYTES + ALLOWANCE,
             )
             .await?;
-        let ids: Vec<String> = serde_json::from_slice(&bytes)
-            .map_err(|e| ProtocolError::Malformed(format!("ids: {e}")))?;
-        if ids.len() != items {
-            return Err(ProtocolError::WrongLength {
-                what: "ids",
-                found: ids.len(),
-                expected: items,
-            }
-            .into());
-        }
-        Ok(ids)
+        parse_ids(&bytes, items)
     }
 
     /// The per-item scales of a prepared catalog version (finite, non-negative), and the
@@ -351,4 +341,19 @@ pub fn parse_scales(
     let mut items_only = all;
     items_only.truncate(items);
     Ok((items_only, Some(dims)))
+}
+
+/// The ids artefact: a JSON array of exactly `items` strings.
+pub fn parse_ids(bytes: &[u8], items: usize) -> Result<Vec<String>, ClientError> {
+    let ids: Vec<String> =
+        serde_json::from_slice(bytes).map_err(|e| ProtocolError::Malformed(format!("ids: {e}")))?;
+    if ids.len() != items {
+        return Err(ProtocolError::WrongLength {
+            what: "ids",
+            found: ids.len(),
+            expected: items,
+        }
+        .into());
+    }
+    Ok(ids)
 }

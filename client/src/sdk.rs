@@ -95,16 +95,7 @@ impl CatalogState {
             )
             .into());
         }
-        let ids: Vec<String> = serde_json::from_slice(&a.ids)
-            .map_err(|e| ProtocolError::Malformed(format!("ids: {e}")))?;
-        if ids.len() != items {
-            return Err(ProtocolError::WrongLength {
-                what: "ids",
-                found: ids.len(),
-                expected: items,
-            }
-            .into());
-        }
+        let ids = crate::http::parse_ids(&a.ids, items)?;
         let (scales, dimension_scales) =
             crate::http::parse_scales(&a.scales, items, prepared.shape().geometry.dimension)?;
         let artifact_bytes = a.description.len() + a.hint.len() + a.ids.len() + a.scales.len();

@@ -46,11 +46,20 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/catalogs/{name}", get(describe_catalog))
         .route(
             "/v1/catalogs/{name}/versions/{version}/description",
-            get(description),
+            artefact(Artefact::Description),
         )
-        .route("/v1/catalogs/{name}/versions/{version}/hint", get(hint))
-        .route("/v1/catalogs/{name}/versions/{version}/ids", get(ids))
-        .route("/v1/catalogs/{name}/versions/{version}/scales", get(scales))
+        .route(
+            "/v1/catalogs/{name}/versions/{version}/hint",
+            artefact(Artefact::Hint),
+        )
+        .route(
+            "/v1/catalogs/{name}/versions/{version}/ids",
+            artefact(Artefact::Ids),
+        )
+        .route(
+            "/v1/catalogs/{name}/versions/{version}/scales",
+            artefact(Artefact::Scales),
+        )
         .route("/v1/catalogs/{name}/versions/{version}/score", post(score))
         .layer(middleware::from_fn(move |req, next| {
             with_timeout(timeout, req, next)
@@ -250,64 +259,34 @@ fn immutable(
         .into_response()
 }
 
-async fn description(
-    State(s): State<Arc<AppState>>,
-    Path((name, version)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let e = version_entry(&s, &name, &version)?;
-    Ok(immutable(
-        &headers,
-        &e,
-        "description",
-        "application/octet-stream",
-        &e.description_bytes,
-    ))
+/// The immutable artefacts of a version, by the last segment of their route.
+#[derive(Clone, Copy)]
+enum Artefact {
+    Description,
+    Hint,
+    Ids,
+    Scales,
 }
 
-async fn hint(
-    State(s): State<Arc<AppState>>,
-    Path((name, version)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let e = version_entry(&s, &name, &version)?;
-    Ok(immutable(
-        &headers,
-        &e,
-        "hint",
-        "application/octet-stream",
-        e.served.hint_message(),
-    ))
-}
-
-async fn ids(
-    State(s): State<Arc<AppState>>,
-    Path((name, version)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let e = version_entry(&s, &name, &version)?;
-    Ok(immutable(
-        &headers,
-        &e,
-        "ids",
-        "application/json",
-        &e.ids_json,
-    ))
-}
-
-async fn scales(
-    State(s): State<Arc<AppState>>,
-    Path((name, version)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let e = version_entry(&s, &name, &version)?;
-    Ok(immutable(
-        &headers,
-        &e,
-        "scales",
-        "application/octet-stream",
-        &e.scales_bytes,
-    ))
+fn artefact(kind: Artefact) -> axum::routing::MethodRouter<Arc<AppState>> {
+    get(
+        move |State(s): State<Arc<AppState>>,
+              Path((name, version)): Path<(String, String)>,
+              headers: HeaderMap| async move {
+            let e = version_entry(&s, &name, &version)?;
+            let (tag, content_type, bytes): (&str, &'static str, &[u8]) = match kind {
+                Artefact::Description => (
+                    "description",
+                    "application/octet-stream",
+                    &e.description_bytes,
+                ),
+                Artefact::Hint => ("hint", "application/octet-stream", e.served.hint_message()),
+                Artefact::Ids => ("ids", "application/json", &e.ids_json),
+                Artefact::Scales => ("scales", "application/octet-stream", &e.scales_bytes),
+            };
+            Ok::<Response, ApiError>(immutable(&headers, &e, tag, content_type, bytes))
+        },
+    )
 }
 
 async fn score(
