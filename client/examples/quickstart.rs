@@ -5,21 +5,14 @@
 
 use blindscore_client::profile::{now_unix_ms, PreferenceProfile, ProfileWeights};
 use blindscore_client::Ranker;
-use blindscore_server::demo::{demo_catalog, demo_interests, DEMO_DIMENSION};
-use blindscore_server::load::{quantize_rows, Normalisation};
+use blindscore_server::demo::{demo_catalog, demo_interests};
 use blindscore_server::service::{AppState, ServiceConfig, SpaceDeclaration};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // -- server side (normally elsewhere) --
     let demo = demo_catalog()?;
-    let items = quantize_rows(
-        demo.ids,
-        &demo.embeddings,
-        DEMO_DIMENSION,
-        16,
-        Normalisation::L2,
-    )?;
+    let items = demo.items()?;
     let state = AppState::new(ServiceConfig::default());
     state.build_and_install("demo", items, &SpaceDeclaration::default())?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -1,20 +1,12 @@
 //! The `blindscore` command against a real server on a loopback port.
 
-use blindscore_server::demo::{demo_catalog, demo_interests, DEMO_DIMENSION};
-use blindscore_server::load::{quantize_rows, Normalisation};
+use blindscore_server::demo::{demo_catalog, demo_interests};
 use blindscore_server::service::{AppState, ServiceConfig, SpaceDeclaration};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rank_prints_json_lines_and_refuses_a_wrong_vector() {
     let demo = demo_catalog().unwrap();
-    let items = quantize_rows(
-        demo.ids,
-        &demo.embeddings,
-        DEMO_DIMENSION,
-        16,
-        Normalisation::L2,
-    )
-    .unwrap();
+    let items = demo.items().unwrap();
     let state = AppState::new(ServiceConfig::default());
     state
         .build_and_install("demo", items, &SpaceDeclaration::default())

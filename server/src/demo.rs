@@ -6,7 +6,7 @@
 
 use serde::Deserialize;
 
-use crate::load::LoadError;
+use crate::load::{quantize_rows, LoadError, LoadedItems, Normalisation};
 
 /// Items in the demo catalog.
 pub const DEMO_ITEMS: usize = 12_000;
@@ -49,6 +49,20 @@ pub fn demo_catalog() -> Result<DemoCatalog, LoadError> {
         titles,
         embeddings,
     })
+}
+
+impl DemoCatalog {
+    /// The items as the server loads them: rows quantized at 16 bits with per-item scales,
+    /// to be narrowed to the widest width the noise budget allows.
+    pub fn items(&self) -> Result<LoadedItems, LoadError> {
+        quantize_rows(
+            self.ids.clone(),
+            &self.embeddings,
+            DEMO_DIMENSION,
+            16,
+            Normalisation::L2,
+        )
+    }
 }
 
 #[derive(Deserialize)]

@@ -12,11 +12,9 @@ use std::time::Duration;
 use anyhow::Context;
 use blindscore_common::Layout;
 use blindscore_server::batcher::BatchConfig;
-use blindscore_server::demo::{demo_catalog, DEMO_DIMENSION, DEMO_ITEMS, DEMO_MODEL};
+use blindscore_server::demo::{demo_catalog, DEMO_ITEMS, DEMO_MODEL};
 use blindscore_server::http::router;
-use blindscore_server::load::{
-    quantize_rows, read_ids, read_jsonl, read_npy, LoadedItems, Metric, Normalisation,
-};
+use blindscore_server::load::{read_ids, read_jsonl, read_npy, LoadedItems, Metric, Normalisation};
 use blindscore_server::metrics::process_memory;
 use blindscore_server::service::{AppState, ServiceConfig, SpaceDeclaration};
 use clap::Parser;
@@ -269,13 +267,7 @@ fn catalog_entries(config: &Config) -> anyhow::Result<Vec<(String, Loader, Space
         };
         let loader: Loader = Box::new(move || {
             let demo = demo_catalog()?;
-            Ok(quantize_rows(
-                demo.ids,
-                &demo.embeddings,
-                DEMO_DIMENSION,
-                16,
-                Normalisation::L2,
-            )?)
+            Ok(demo.items()?)
         });
         out.push(("demo".into(), loader, declaration));
     }

@@ -176,13 +176,7 @@ async fn demo(k: usize) -> anyhow::Result<()> {
     let t = Instant::now();
     eprintln!("  building the catalog (choosing its widths, transforming it to the Fourier domain, computing its hint) ...");
     let demo = demo_catalog()?;
-    let items = quantize_rows(
-        demo.ids.clone(),
-        &demo.embeddings,
-        DEMO_DIMENSION,
-        16,
-        Normalisation::L2,
-    )?;
+    let items = demo.items()?;
     let state = AppState::new(ServiceConfig::default());
     let builder = state.clone();
     let declaration = SpaceDeclaration {
