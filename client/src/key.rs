@@ -16,8 +16,11 @@ pub struct SecretKey {
 }
 
 impl SecretKey {
-    /// Draw a fresh key from the OS's CSPRNG.
-    pub(crate) fn generate(n: usize) -> Result<Self, ClientError> {
+    /// Draw a fresh key from the OS's CSPRNG. [`PreparedCatalog::encrypt`] draws its own;
+    /// this is public so the cost of drawing one can be measured.
+    ///
+    /// [`PreparedCatalog::encrypt`]: crate::PreparedCatalog::encrypt
+    pub fn generate(n: usize) -> Result<Self, ClientError> {
         let mut bytes = Zeroizing::new(vec![0u8; n.div_ceil(8)]);
         getrandom::getrandom(&mut bytes).map_err(|e| ClientError::Randomness(e.to_string()))?;
         let bits = (0..n)

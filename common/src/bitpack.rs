@@ -8,8 +8,22 @@ use crate::layout::packed_len;
 pub fn pack(words: &[u64], bits: u32) -> Vec<u8> {
     assert!((1..=64).contains(&bits));
     let len = packed_len(words.len(), bits);
-    let mut out = Vec::with_capacity(len + 8);
     let mask = low_mask(bits);
+    if bits <= WINDOW_BITS {
+        // Each word lands inside the 8-byte window at its first byte: OR it in.
+        let mut out = vec![0u8; len + 8];
+        for (i, &w) in words.iter().enumerate() {
+            let start = i * bits as usize;
+            let window: &mut [u8; 8] = (&mut out[start / 8..start / 8 + 8])
+                .try_into()
+                .expect("8 bytes");
+            let merged = u64::from_le_bytes(*window) | ((w & mask) << (start % 8));
+            *window = merged.to_le_bytes();
+        }
+        out.truncate(len);
+        return out;
+    }
+    let mut out = Vec::with_capacity(len + 8);
     let mut acc: u128 = 0;
     let mut filled = 0u32;
     for &w in words {
@@ -24,6 +38,42 @@ pub fn pack(words: &[u64], bits: u32) -> Vec<u8> {
     out.extend_from_slice(&(acc as u64).to_le_bytes()[..filled.div_ceil(8) as usize]);
     debug_assert_eq!(out.len(), len);
     out
+}
+
+/// Unpack like [`unpack_with`], handing the words to `sink` `chunk` at a time (the last
+/// chunk may be shorter).
+pub fn unpack_chunks(
+    bytes: &[u8],
+    bits: u32,
+    count: usize,
+    chunk: usize,
+    what: &'static str,
+    mut sink: impl FnMut(&[u64]),
+) -> Result<(), ProtocolError> {
+    let mut buf = Vec::with_capacity(chunk.max(1));
+    unpack_with(bytes, bits, count, what, |w| {
+        buf.push(w);
+        if buf.len() == chunk {
+            sink(&buf);
+            buf.clear();
+        }
+    })?;
+    if !buf.is_empty() {
+        sink(&buf);
+    }
+    Ok(())
+}
+
+/// Widest word that always fits the 8-byte window starting at its first byte.
+const WINDOW_BITS: u32 = 57;
+
+/// The word of `bits` bits starting at bit `start`, from at most 9 bytes.
+fn read_word(bytes: &[u8], start: usize, bits: u32) -> u64 {
+    let first = start / 8;
+    let end = (first + 9).min(bytes.len());
+    let mut buf = [0u8; 16];
+    buf[..end - first].copy_from_slice(&bytes[first..end]);
+    ((u128::from_le_bytes(buf) >> (start % 8)) as u64) & low_mask(bits)
 }
 
 /// Unpack exactly `count` words of `bits` bits; the byte length must be exact and the
@@ -62,24 +112,21 @@ pub fn unpack_with(
             expected,
         });
     }
+    let step = bits as usize;
+    // Words whose 8-byte window lies inside the buffer: one unaligned load each.
+    let fast = if bits <= WINDOW_BITS && bytes.len() >= 8 {
+        count.min(((bytes.len() - 8) * 8 + 7) / step + 1)
+    } else {
+        0
+    };
     let mask = low_mask(bits);
-    let mut acc: u128 = 0;
-    let mut filled = 0u32;
-    let mut pos = 0usize;
-    for _ in 0..count {
-        if filled < bits {
-            // The length check guarantees the bytes are there; only the last refill may be
-            // short.
-            let take = (bytes.len() - pos).min(8);
-            let mut buf = [0u8; 8];
-            buf[..take].copy_from_slice(&bytes[pos..pos + take]);
-            pos += take;
-            acc |= (u64::from_le_bytes(buf) as u128) << filled;
-            filled += 8 * take as u32;
-        }
-        sink((acc as u64) & mask);
-        acc >>= bits;
-        filled -= bits;
+    for i in 0..fast {
+        let start = i * step;
+        let window: [u8; 8] = bytes[start / 8..start / 8 + 8].try_into().expect("8 bytes");
+        sink((u64::from_le_bytes(window) >> (start % 8)) & mask);
+    }
+    for i in fast..count {
+        sink(read_word(bytes, i * step, bits));
     }
     let used = count * bits as usize;
     if !used.is_multiple_of(8) && (bytes[used / 8] >> (used % 8)) != 0 {
@@ -111,6 +158,24 @@ mod tests {
             let packed = pack(&words, bits);
             assert_eq!(packed.len(), packed_len(words.len(), bits));
             assert_eq!(unpack(&packed, bits, words.len(), "t").unwrap(), words);
+        }
+    }
+
+    #[test]
+    fn long_runs_round_trip_through_the_fast_path_and_the_tail() {
+        for bits in 1..=64u32 {
+            for count in [1000usize, 1001, 1003] {
+                let words: Vec<u64> = (0..count as u64)
+                    .map(|i| (i ^ 0x5555).wrapping_mul(0x9E37_79B9_7F4A_7C15) & low_mask(bits))
+                    .collect();
+                let packed = pack(&words, bits);
+                assert_eq!(packed.len(), packed_len(count, bits), "{bits} bits");
+                assert_eq!(
+                    unpack(&packed, bits, count, "t").unwrap(),
+                    words,
+                    "{bits} bits"
+                );
+            }
         }
     }
 

@@ -70,27 +70,26 @@ impl<'a> Evaluator<'a> {
         let mut torus = Vec::with_capacity(n);
         let mut fourier = vec![c64::new(0.0, 0.0); n / 2];
         let mut data = vec![0.0; (n / 2 / TILE) * groups * TILE_F64];
-        let mut gi = 0;
         // Unpack body by body straight into the transform's input.
-        bitpack::unpack_with(
+        let mut gi = 0;
+        bitpack::unpack_chunks(
             query.bodies,
             width,
             g.query_coefficients(),
+            n,
             "query bodies",
-            |w| {
-                torus.push(word_to_torus(w, width));
-                if torus.len() == n {
-                    fft.forward_torus(&mut fourier, &torus);
-                    for (tile, points) in fourier.chunks_exact(TILE).enumerate() {
-                        let at = (tile * groups + gi) * TILE_F64;
-                        for (i, z) in points.iter().enumerate() {
-                            data[at + i] = z.re;
-                            data[at + TILE + i] = z.im;
-                        }
+            |body| {
+                torus.clear();
+                torus.extend(body.iter().map(|&w| word_to_torus(w, width)));
+                fft.forward_torus(&mut fourier, &torus);
+                for (tile, points) in fourier.chunks_exact(TILE).enumerate() {
+                    let at = (tile * groups + gi) * TILE_F64;
+                    for (i, z) in points.iter().enumerate() {
+                        data[at + i] = z.re;
+                        data[at + TILE + i] = z.im;
                     }
-                    torus.clear();
-                    gi += 1;
                 }
+                gi += 1;
             },
         )?;
         Ok(PreparedQuery { data })

@@ -27,6 +27,7 @@ use blindscore_common::{
     bitpack, CatalogDescription, CatalogRef, CatalogShape, GlweParams, HintMessage, LayoutChoice,
     ProtocolError, QuantizedCatalog, ResponseMessage,
 };
+use rayon::prelude::*;
 
 pub use evaluator::{Evaluator, PreparedQuery};
 pub use fourier_catalog::{FourierCatalog, Progress};
@@ -187,7 +188,7 @@ impl ServedCatalog {
     pub fn score_encoded_batch(&self, queries: &[&[u8]]) -> Vec<Result<Vec<u8>, ProtocolError>> {
         let evaluator = self.evaluator();
         let prepared: Vec<Result<PreparedQuery, ProtocolError>> = queries
-            .iter()
+            .par_iter()
             .map(|q| self.decode_query(q).and_then(|m| evaluator.prepare(&m)))
             .collect();
         let mut good: Vec<PreparedQuery> = Vec::new();

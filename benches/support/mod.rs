@@ -1,0 +1,253 @@
+//! What every benchmark shares: this machine's physical limits, deterministic int8 data,
+//! the plaintext reference scan, criterion settings, and the JSON record each benchmark
+//! leaves in `target/blindscore-bench/` for `examples/bench_report.rs`.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use blindscore_common::params::DEFAULT_PARAMS;
+use blindscore_common::{Layout, LayoutChoice, QuantizedCatalog};
+use blindscore_server::simd::{probe, PlaintextCatalog};
+use blindscore_server::{CatalogSource, ServedCatalog};
+use criterion::{Criterion, SamplingMode};
+use rayon::prelude::*;
+use serde_json::{json, Value};
+
+/// SplitMix64: reproducible data for every run.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [-127, 127].
+    pub fn int8(&mut self) -> i8 {
+        ((self.next() % 255) as i32 - 127) as i8
+    }
+
+    /// Uniform in [-1, 1).
+    pub fn unit(&mut self) -> f32 {
+        ((self.next() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+}
+
+/// A catalog of uniform int8 values, as the server stores it and as the plaintext scan
+/// reads it (whole, and cut into one slice per thread).
+pub struct Int8Catalog {
+    pub quantized: QuantizedCatalog,
+    plain: PlaintextCatalog,
+    parts: Vec<PlaintextCatalog>,
+}
+
+impl Int8Catalog {
+    pub fn new(items: usize, dimension: usize, seed: u64) -> Self {
+        let mut rng = Rng(seed);
+        let raw: Vec<i8> = (0..items * dimension).map(|_| rng.int8()).collect();
+        let rows = items.div_ceil(rayon::current_num_threads());
+        let parts = raw
+            .chunks(rows * dimension)
+            .map(|part| PlaintextCatalog::new(part, dimension))
+            .collect();
+        let plain = PlaintextCatalog::new(&raw, dimension);
+        let values = raw.iter().map(|&v| v as i16).collect();
+        let quantized = QuantizedCatalog::new(dimension, 8, values).expect("valid catalog");
+        Int8Catalog {
+            quantized,
+            plain,
+            parts,
+        }
+    }
+
+    pub fn dimension(&self) -> usize {
+        self.quantized.dimension()
+    }
+
+    pub fn items(&self) -> usize {
+        self.quantized.items()
+    }
+
+    /// The reference: int8 x int8 -> i32 dot products, AVX-512 VNNI where the CPU has it.
+    pub fn scan(&self, query: &[i8], out: &mut [i32]) {
+        self.plain.scan(query, out)
+    }
+
+    /// The reference on every thread, one slice of the catalog each.
+    pub fn scan_all_threads(&self, query: &[i8], out: &mut [i32]) {
+        let rows = self.parts[0].items();
+        out.par_chunks_mut(rows)
+            .zip(&self.parts)
+            .for_each(|(out, part)| part.scan(query, out));
+    }
+}
+
+pub fn random_query(dimension: usize, seed: u64) -> Vec<i32> {
+    let mut rng = Rng(seed ^ 0x5eed);
+    (0..dimension).map(|_| rng.int8() as i32).collect()
+}
+
+/// Build the server's form of a catalog; returns it and the build time in seconds.
+pub fn serve(catalog: &QuantizedCatalog, layout: Layout) -> (ServedCatalog, f64) {
+    serve_with(catalog, LayoutChoice::Fixed(layout))
+}
+
+/// [`serve`] with the layout fixed or left to the cost model.
+pub fn serve_with(catalog: &QuantizedCatalog, layout: LayoutChoice) -> (ServedCatalog, f64) {
+    let started = Instant::now();
+    let served = ServedCatalog::build(
+        &CatalogSource {
+            catalog_id: "bench",
+            params: DEFAULT_PARAMS,
+            catalog,
+            scales: &[],
+            query_bits: 8,
+            layout,
+            item_data: &[],
+        },
+        &|_, _, _| {},
+    )
+    .expect("catalog fits the noise budget");
+    (served, started.elapsed().as_secs_f64())
+}
+
+/// This machine's physical limits, measured on one thread.
+#[derive(Clone, Copy)]
+pub struct Limits {
+    /// Sequential memory read, bytes per second.
+    pub bandwidth: f64,
+    /// f64 fused multiply-adds per second (AVX-512 where available).
+    pub fma_rate: f64,
+}
+
+impl Limits {
+    pub fn measure() -> Self {
+        eprintln!("measuring this machine's memory bandwidth and FMA rate ...");
+        let buffer = vec![1.0f64; 1 << 27]; // 1 GiB, far beyond every cache
+        let mut best = f64::MAX;
+        for _ in 0..5 {
+            let t = Instant::now();
+            std::hint::black_box(probe::read_sum(std::hint::black_box(&buffer)));
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        let bandwidth = (buffer.len() * 8) as f64 / best;
+        let mut fma_rate = 0.0f64;
+        for _ in 0..5 {
+            let t = Instant::now();
+            let (fmas, r) = probe::fma_burst(20_000_000, 1.0);
+            std::hint::black_box(r);
+            fma_rate = fma_rate.max(fmas as f64 / t.elapsed().as_secs_f64());
+        }
+        let limits = Limits {
+            bandwidth,
+            fma_rate,
+        };
+        eprintln!(
+            "machine: memory read {:.1} GB/s, {:.1} G f64 FMA/s (one thread)",
+            bandwidth / 1e9,
+            fma_rate / 1e9
+        );
+        limits
+    }
+
+    pub fn to_json(self) -> Value {
+        json!({ "bandwidth_bytes_per_s": self.bandwidth, "fma_per_s": self.fma_rate })
+    }
+}
+
+/// Criterion for slow, noisy measurements: ten samples of equal size.
+pub fn criterion(measurement_seconds: u64) -> Criterion {
+    Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(measurement_seconds))
+        .configure_from_args()
+}
+
+/// Flat sampling: every sample runs the same number of iterations (slow iterations).
+pub fn flat(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+    group.sampling_mode(SamplingMode::Flat);
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
+}
+
+/// Criterion's median of a benchmark run in this process, seconds.
+pub fn median(group: &str, name: &str) -> Option<f64> {
+    let path = target_dir()
+        .join("criterion")
+        .join(group)
+        .join(name)
+        .join("new/estimates.json");
+    let text = std::fs::read_to_string(path).ok()?;
+    let v: Value = serde_json::from_str(&text).ok()?;
+    v["median"]["point_estimate"].as_f64().map(|ns| ns * 1e-9)
+}
+
+/// The machine the run is on, as far as the process can tell.
+pub fn machine() -> Value {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|l| l.trim_start_matches([' ', '\t', ':']).to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let flags = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("flags"))
+        .unwrap_or_default();
+    let simd: Vec<&str> = ["avx2", "fma", "avx512f", "avx512_vnni", "avx512ifma"]
+        .into_iter()
+        .filter(|f| flags.split_whitespace().any(|x| x == *f))
+        .collect();
+    let memory_gib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches(" kB").parse::<f64>().ok())
+        })
+        .map(|kb| kb / (1 << 20) as f64);
+    json!({
+        "cpu": cpu,
+        "simd": simd,
+        "threads": rayon::current_num_threads(),
+        "memory_gib": memory_gib,
+        "tfhe_avx512_kernels": cfg!(feature = "avx512"),
+    })
+}
+
+/// Leave this benchmark's figures for the report.
+pub fn record(bench: &str, value: Value) {
+    let dir = target_dir().join("blindscore-bench");
+    std::fs::create_dir_all(&dir).expect("create the record directory");
+    let path = dir.join(format!("{bench}.json"));
+    std::fs::write(&path, serde_json::to_vec_pretty(&value).expect("json"))
+        .expect("write the record");
+    eprintln!("figures written to {}", path.display());
+}
+
+/// A one-thread rayon pool, for the one-thread figures.
+pub fn one_thread() -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("thread pool")
+}
+
+/// Human size of a catalog: 10k, 100k, 1M.
+pub fn items_label(items: usize) -> String {
+    match items {
+        n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{}M", n >> 20),
+        n if n >= 1_000_000 && n % 1_000_000 == 0 => format!("{}M", n / 1_000_000),
+        n if n >= 1000 && n % 1000 == 0 => format!("{}k", n / 1000),
+        n => n.to_string(),
+    }
+}
