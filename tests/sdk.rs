@@ -14,7 +14,7 @@ use blindscore_common::digest::sha256;
 use blindscore_common::params::ParamId;
 use blindscore_common::{wire, CatalogDescription, HintMessage, Layout};
 use blindscore_server::http::router;
-use blindscore_server::load::{quantize_rows, LoadedItems, Normalisation};
+use blindscore_server::load::LoadedItems;
 use blindscore_server::service::{AppState, ServiceConfig, SpaceDeclaration};
 use common::*;
 
@@ -23,21 +23,12 @@ const HINT_ROUTE: &str = "/v1/catalogs/{name}/versions/{version}/hint";
 const SCORE_ROUTE: &str = "/v1/catalogs/{name}/versions/{version}/score";
 const INFO_ROUTE: &str = "/v1/catalogs/{name}";
 
-/// Unit-norm float rows, deterministic.
 fn float_rows(items: usize, seed: u64) -> Vec<f32> {
-    let mut rng = Lcg(seed);
-    let mut out = Vec::with_capacity(items * D);
-    for _ in 0..items {
-        let row: Vec<f32> = (0..D).map(|_| rng.value(1000) as f32 / 1000.0).collect();
-        let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
-        out.extend(row.iter().map(|x| x / norm));
-    }
-    out
+    unit_rows(items, D, seed)
 }
 
 fn loaded(items: usize, seed: u64) -> LoadedItems {
-    let ids = (0..items).map(|i| format!("s{seed}-item-{i}")).collect();
-    quantize_rows(ids, &float_rows(items, seed), D, 8, Normalisation::L2).unwrap()
+    loaded_items(items, D, seed)
 }
 
 fn unit_query(seed: u64) -> Vec<f32> {

@@ -28,6 +28,9 @@ pub enum ClientError {
     /// The server is busy: retry after the given seconds.
     #[error("the server is busy; retry in {retry_after} s")]
     Busy { retry_after: u32 },
+    /// Over the server's rate limit or this app's quota: retry after the given seconds.
+    #[error("rate limited by the server; retry in {retry_after} s")]
+    RateLimited { retry_after: u32 },
     /// The preference vector is not from the catalog's embedding space.
     #[error("the preference vector does not fit the catalog's embedding space: {0}")]
     SpaceMismatch(String),
@@ -41,10 +44,18 @@ pub enum ClientError {
 
 impl ClientError {
     /// The typed error for an HTTP error answer.
-    pub(crate) fn from_status(status: u16, code: String, message: String) -> Self {
+    pub(crate) fn from_status(
+        status: u16,
+        code: String,
+        message: String,
+        retry_after: Option<u32>,
+    ) -> Self {
+        // A hostile server's Retry-After is capped: an app should not wait for hours.
+        let retry_after = retry_after.unwrap_or(1).clamp(1, 3600);
         match (status, code.as_str()) {
             (410, _) | (_, "version_gone") => ClientError::VersionGone,
-            (503, _) => ClientError::Busy { retry_after: 1 },
+            (503, _) => ClientError::Busy { retry_after },
+            (429, _) => ClientError::RateLimited { retry_after },
             _ => ClientError::Server {
                 status,
                 code,

@@ -18,8 +18,57 @@ const MAX_ID_BYTES: usize = 512 * 6 + 3;
 
 /// A connection to one server.
 pub struct Client {
-    http: reqwest::Client,
+    /// The HTTP client, or why none could be made (reported by the first request).
+    http: Result<reqwest::Client, String>,
     base: String,
+    api_key: Option<String>,
+}
+
+/// How to reach a server: whom to trust and what to present.
+#[derive(Clone, Debug, Default)]
+pub struct Connection {
+    /// Root certificates (PEM) to trust besides the public web's, e.g. a private CA or a
+    /// self-signed server certificate. Server certificates are always verified.
+    pub root_certificates: Vec<Vec<u8>>,
+    /// An API key for servers that require one (sent as `x-api-key`).
+    pub api_key: Option<String>,
+    /// Allow plain `http://` to hosts beyond loopback (refused by default: without TLS an
+    /// on-path attacker sees which catalog is queried and when, and can tamper with
+    /// everything the server sends).
+    pub allow_plain_http: bool,
+}
+
+impl Connection {
+    fn http_client(&self, base: &str) -> Result<reqwest::Client, String> {
+        let url = reqwest::Url::parse(base).map_err(|e| format!("server URL {base:?}: {e}"))?;
+        match url.scheme() {
+            "https" => {}
+            "http" if self.allow_plain_http || is_loopback(&url) => {}
+            "http" => {
+                return Err(format!(
+                    "refusing plain http:// to {}: use https://, or allow plain HTTP for a trusted network",
+                    url.host_str().unwrap_or("?")
+                ))
+            }
+            other => return Err(format!("server URL {base:?}: unsupported scheme {other:?}")),
+        }
+        let mut builder = reqwest::Client::builder().https_only(url.scheme() == "https");
+        for pem in &self.root_certificates {
+            let certificate = reqwest::Certificate::from_pem(pem)
+                .map_err(|e| format!("root certificate: {e}"))?;
+            builder = builder.add_root_certificate(certificate);
+        }
+        builder.build().map_err(|e| e.to_string())
+    }
+}
+
+fn is_loopback(url: &reqwest::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
 }
 
 /// What a fetch or a query cost on the wire.
@@ -65,12 +114,42 @@ pub struct Artifacts {
 }
 
 impl Client {
-    /// A client for the server at `base` (e.g. `http://127.0.0.1:8080`).
+    /// A client for the server at `base` (e.g. `https://shop.example/blindscore`, or
+    /// `http://127.0.0.1:8080` on loopback) with the default [`Connection`].
     pub fn new(base: &str) -> Self {
+        Self::with_connection(base, &Connection::default())
+    }
+
+    /// A client with given trust roots, API key and transport policy. A bad URL or
+    /// certificate is reported by the first request.
+    pub fn with_connection(base: &str, connection: &Connection) -> Self {
+        let base = base.trim_end_matches('/').to_string();
         Client {
-            http: reqwest::Client::new(),
-            base: base.trim_end_matches('/').to_string(),
+            http: connection.http_client(&base),
+            base,
+            api_key: connection.api_key.clone(),
         }
+    }
+
+    /// The server's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+    ) -> Result<reqwest::RequestBuilder, ClientError> {
+        let http = self
+            .http
+            .as_ref()
+            .map_err(|e| ClientError::Transport(e.clone()))?;
+        let mut request = http.request(method, format!("{}{path}", self.base));
+        if let Some(key) = &self.api_key {
+            request = request.header("x-api-key", key);
+        }
+        Ok(request)
     }
 
     /// The current version of a catalog (hex).
@@ -141,11 +220,10 @@ impl Client {
         response_limit: usize,
     ) -> Result<Vec<u8>, ClientError> {
         let response = self
-            .http
-            .post(format!(
-                "{}/v1/catalogs/{name}/versions/{version}/score",
-                self.base
-            ))
+            .request(
+                reqwest::Method::POST,
+                &format!("/v1/catalogs/{name}/versions/{version}/score"),
+            )?
             .header("content-type", "application/octet-stream")
             .body(query)
             .send()
@@ -228,12 +306,10 @@ impl Client {
         let up = query.len();
         let limit = prepared.shape().response_payload_bytes() + ALLOWANCE;
         let response = self
-            .http
-            .post(format!(
-                "{}{}/score",
-                self.base,
-                self.version_path(prepared)
-            ))
+            .request(
+                reqwest::Method::POST,
+                &format!("{}/score", self.version_path(prepared)),
+            )?
             .header("content-type", "application/octet-stream")
             .body(query)
             .send()
@@ -255,8 +331,7 @@ impl Client {
 
     async fn get(&self, path: &str, limit: usize) -> Result<Vec<u8>, ClientError> {
         let response = self
-            .http
-            .get(format!("{}{path}", self.base))
+            .request(reqwest::Method::GET, path)?
             .send()
             .await
             .map_err(|e| ClientError::Transport(e.to_string()))?;
@@ -268,6 +343,11 @@ impl Client {
 /// with the server's (truncated) message.
 async fn read(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, ClientError> {
     let status = response.status();
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u32>().ok());
     let limit = if status.is_success() { limit } else { 4096 };
     let mut body = Vec::new();
     while let Some(chunk) = response
@@ -299,7 +379,12 @@ async fn read(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, 
             Ok(e) => (e.code, e.message),
             Err(_) => (String::new(), String::from_utf8_lossy(&body).into_owned()),
         };
-        return Err(ClientError::from_status(status.as_u16(), code, message));
+        return Err(ClientError::from_status(
+            status.as_u16(),
+            code,
+            message,
+            retry_after,
+        ));
     }
     Ok(body)
 }

@@ -47,7 +47,7 @@ mod rank;
 mod sdk;
 
 pub use error::ClientError;
-pub use http::{Artifacts, Client, EmbeddingSpace, Transfer};
+pub use http::{Artifacts, Client, Connection, EmbeddingSpace, Transfer};
 pub use key::SecretKey;
 pub use prepared::PreparedCatalog;
 pub use query::{EncryptedQuery, PendingQuery};

@@ -16,7 +16,7 @@ use blindscore_common::quant::quantize;
 use blindscore_common::{wire, CatalogDescription, ProtocolError};
 
 use crate::error::ClientError;
-use crate::http::{Artifacts, Client, EmbeddingSpace};
+use crate::http::{Artifacts, Client, Connection, EmbeddingSpace};
 use crate::prepared::PreparedCatalog;
 use crate::query::PendingQuery;
 use crate::rank::top_k;
@@ -233,8 +233,13 @@ pub struct Ranker {
 impl Ranker {
     /// A ranker for the server at `url` (e.g. `https://shop.example/blindscore`).
     pub fn new(url: &str) -> Self {
+        Self::with_connection(url, &Connection::default())
+    }
+
+    /// A ranker with given trust roots, API key and transport policy.
+    pub fn with_connection(url: &str, connection: &Connection) -> Self {
         Ranker {
-            client: Client::new(url),
+            client: Client::with_connection(url, connection),
             catalogs: Mutex::new(HashMap::new()),
             cache_dir: None,
             model: None,

@@ -8,8 +8,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -19,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use blindscore_common::params::PARAMETER_TABLE;
 use blindscore_common::ProtocolError;
 
+use crate::access::{client_key, Refusal};
 use crate::batcher::SubmitError;
 use crate::load::{read_jsonl, Metric, Normalisation};
 use crate::metrics::process_memory;
@@ -32,7 +35,7 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 /// limit, request ids, metrics and logs on everything.
 pub fn router(state: Arc<AppState>) -> Router {
     let timeout = state.config.request_timeout;
-    let public = Router::new()
+    let open = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
@@ -41,7 +44,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/v1/openapi.json",
             get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
-        )
+        );
+    // Everything that reads a catalog: under the rate limits and the API keys.
+    let catalogs = Router::new()
         .route("/v1/catalogs", get(list_catalogs))
         .route("/v1/catalogs/{name}", get(describe_catalog))
         .route(
@@ -61,6 +66,9 @@ pub fn router(state: Arc<AppState>) -> Router {
             artefact(Artefact::Scales),
         )
         .route("/v1/catalogs/{name}/versions/{version}/score", post(score))
+        .layer(middleware::from_fn_with_state(state.clone(), access));
+    let public = open
+        .merge(catalogs)
         .layer(middleware::from_fn(move |req, next| {
             with_timeout(timeout, req, next)
         }));
@@ -72,6 +80,31 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(DefaultBodyLimit::disable())
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
+}
+
+/// Serve the router on a listener until `shutdown` completes: over TLS when a
+/// configuration is given, with each connection's peer address known to the rate limits.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt as _;
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    match tls {
+        Some(config) => {
+            let listener = crate::tls::TlsListener::new(listener, config)?.tap_io(|_| {});
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
 }
 
 static REQUEST_IDS: AtomicU64 = AtomicU64::new(1);
@@ -93,6 +126,50 @@ async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -
         response.headers_mut().insert("x-request-id", v);
     }
     response
+}
+
+/// Per-client rate limits (by the peer address, when the server knows it) and, with API
+/// keys configured, a valid `x-api-key`, each score request charged to its app's quota.
+async fn access(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    if let (Some(limiter), Some(ConnectInfo(peer))) = (
+        &state.limiter,
+        req.extensions().get::<ConnectInfo<SocketAddr>>(),
+    ) {
+        if let Err(wait) = limiter.take(client_key(peer.ip())) {
+            return rate_limited(wait, "too many requests from this address; slow down");
+        }
+    }
+    if let Some(keys) = &state.config.api_keys {
+        let key = req.headers().get("x-api-key").and_then(|v| v.to_str().ok());
+        let is_score = req.method() == Method::POST && req.uri().path().ends_with("/score");
+        let verdict = if is_score {
+            keys.charge(key).map(|_| ())
+        } else {
+            keys.app(key).map(|_| ())
+        };
+        match verdict {
+            Ok(()) => {}
+            Err(Refusal::Unauthorized) => {
+                return ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "api_key_required",
+                    "this server needs a valid API key in the x-api-key header",
+                )
+                .into_response()
+            }
+            Err(Refusal::Limited(wait)) => {
+                return rate_limited(wait, "this app's query quota is spent; retry later")
+            }
+        }
+    }
+    next.run(req).await
+}
+
+fn rate_limited(wait: std::time::Duration, message: &str) -> Response {
+    let seconds = wait.as_secs_f64().ceil().clamp(1.0, 3600.0) as u32;
+    ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
+        .retry_after(seconds)
+        .into_response()
 }
 
 async fn with_timeout(limit: std::time::Duration, req: Request, next: Next) -> Response {

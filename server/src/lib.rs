@@ -8,6 +8,7 @@
 //! * [`simd`]: the AVX-512 inner loop and its portable twin.
 //! * [`ServedCatalog`]: one catalog version ready to serve: description, hint, scan.
 
+pub mod access;
 pub mod batcher;
 pub mod demo;
 pub mod evaluator;
@@ -19,6 +20,7 @@ pub mod metrics;
 pub mod registry;
 pub mod service;
 pub mod simd;
+pub mod tls;
 
 use blindscore_common::digest::{catalog_version, sha256, VersionInput};
 use blindscore_common::masks::Masks;

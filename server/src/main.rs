@@ -7,16 +7,19 @@ use std::fs::File;
 use std::io::BufReader;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use blindscore_common::Layout;
+use blindscore_server::access::{ApiKeys, RateLimit};
 use blindscore_server::batcher::BatchConfig;
 use blindscore_server::demo::{demo_catalog, DEMO_ITEMS, DEMO_MODEL};
-use blindscore_server::http::router;
+use blindscore_server::http::serve;
 use blindscore_server::load::{read_ids, read_jsonl, read_npy, LoadedItems, Metric, Normalisation};
 use blindscore_server::metrics::process_memory;
 use blindscore_server::service::{AppState, ServiceConfig, SpaceDeclaration};
+use blindscore_server::tls::server_config_from_files;
 use clap::Parser;
 use serde::Deserialize;
 
@@ -86,6 +89,26 @@ struct Config {
     /// Largest catalog replacement body, bytes.
     #[arg(long, env = "BLINDSCORE_MAX_UPLOAD_BYTES", default_value_t = 4 << 30)]
     max_upload_bytes: u64,
+    /// TLS certificate chain (PEM, leaf first). TLS is required whenever the server
+    /// listens beyond loopback.
+    #[arg(long, env = "BLINDSCORE_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "BLINDSCORE_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve plain HTTP beyond loopback anyway (only behind a proxy that terminates TLS).
+    #[arg(long, env = "BLINDSCORE_INSECURE_PLAIN_HTTP")]
+    insecure_plain_http: bool,
+    /// Catalog requests per second allowed per client address (0: no limit).
+    #[arg(long, env = "BLINDSCORE_RATE_LIMIT", default_value_t = 20.0)]
+    rate_limit: f64,
+    /// How many requests a client address may make at once before the rate applies.
+    #[arg(long, env = "BLINDSCORE_RATE_BURST", default_value_t = 40)]
+    rate_burst: u32,
+    /// API keys file: {"keys": [{"app", "key_sha256", "queries_per_minute"}]}; with it,
+    /// every catalog request needs a key in the x-api-key header.
+    #[arg(long, env = "BLINDSCORE_API_KEYS")]
+    api_keys: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -130,6 +153,27 @@ async fn main() -> anyhow::Result<()> {
             .filter(|t| !t.is_empty()),
         query_bits: config.query_bits,
         layout: config.group_size.map(Layout::from_group_size),
+        rate_limit: (config.rate_limit > 0.0).then_some(RateLimit {
+            per_second: config.rate_limit,
+            burst: config.rate_burst.max(1),
+        }),
+        api_keys: match &config.api_keys {
+            Some(path) => Some(Arc::new(ApiKeys::load(path).map_err(anyhow::Error::msg)?)),
+            None => None,
+        },
+    };
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            server_config_from_files(cert, key)
+                .map_err(|e| anyhow::anyhow!("TLS configuration: {e}"))?,
+        ),
+        _ if !config.listen.ip().is_loopback() && !config.insecure_plain_http => {
+            anyhow::bail!(
+                "listening on {} (beyond loopback) needs TLS: give --tls-cert and --tls-key, or --insecure-plain-http behind a proxy that terminates TLS",
+                config.listen
+            );
+        }
+        _ => None,
     };
     if service.admin_token.is_none() {
         tracing::info!(
@@ -142,7 +186,8 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     tracing::info!(
-        "listening on http://{} (ready once the catalogs are loaded: /readyz)",
+        "listening on {}://{} (ready once the catalogs are loaded: /readyz)",
+        if tls.is_some() { "https" } else { "http" },
         listener.local_addr()?
     );
 
@@ -163,19 +208,17 @@ async fn main() -> anyhow::Result<()> {
         loader.set_loading(false);
         Ok(())
     });
-    let app = router(state.clone());
     let expiry = state.clone();
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(Duration::from_secs(1)).await;
             expiry.registry.expire();
+            if let Some(limiter) = &expiry.limiter {
+                limiter.prune();
+            }
         }
     });
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-    });
+    let server = tokio::spawn(serve(listener, state.clone(), tls, shutdown_signal()));
     // A catalog that cannot be loaded at start-up stops the server with its reason.
     loading.await??;
     server.await??;

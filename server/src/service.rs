@@ -1,5 +1,6 @@
 //! The service: its state, and turning loaded items into a served catalog version.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -7,6 +8,7 @@ use blindscore_common::layout::CostModel;
 use blindscore_common::params::DEFAULT_PARAMS;
 use blindscore_common::{Layout, LayoutChoice};
 
+use crate::access::{ApiKeys, Buckets, RateLimit};
 use crate::batcher::BatchConfig;
 use crate::load::{EmbeddingSpace, LoadError, LoadedItems, Metric, Normalisation};
 use crate::metrics::{process_memory, Metrics};
@@ -30,6 +32,11 @@ pub struct ServiceConfig {
     pub query_bits: u32,
     /// Layout: fixed, or `None` for the cost model's choice.
     pub layout: Option<Layout>,
+    /// Per-client-address limit on catalog requests; `None` for none.
+    pub rate_limit: Option<RateLimit>,
+    /// API keys every catalog request must carry, with each app's quota; `None` for open
+    /// access.
+    pub api_keys: Option<Arc<ApiKeys>>,
 }
 
 impl Default for ServiceConfig {
@@ -42,6 +49,8 @@ impl Default for ServiceConfig {
             admin_token: None,
             query_bits: 8,
             layout: None,
+            rate_limit: Some(RateLimit::default()),
+            api_keys: None,
         }
     }
 }
@@ -77,6 +86,8 @@ pub struct AppState {
     pub registry: Registry,
     pub metrics: Arc<Metrics>,
     pub config: ServiceConfig,
+    /// Token buckets per client address.
+    pub limiter: Option<Buckets<IpAddr>>,
     /// False while the start-up catalogs load.
     loading: std::sync::atomic::AtomicBool,
 }
@@ -87,6 +98,9 @@ impl AppState {
         Arc::new(AppState {
             registry: Registry::new(config.grace),
             metrics: Arc::new(Metrics::default()),
+            limiter: config
+                .rate_limit
+                .map(|l| Buckets::new(l.per_second, l.burst)),
             config,
             loading: std::sync::atomic::AtomicBool::new(false),
         })

@@ -5,6 +5,7 @@
 use blindscore_client::PreparedCatalog;
 use blindscore_common::params::DEFAULT_PARAMS;
 use blindscore_common::{Layout, LayoutChoice, QuantizedCatalog};
+use blindscore_server::load::{quantize_rows, LoadedItems, Normalisation};
 use blindscore_server::{CatalogSource, ServedCatalog};
 
 /// A small deterministic generator (SplitMix64: every output bit is well mixed, unlike
@@ -71,4 +72,22 @@ pub fn wrong_scores(catalog: &QuantizedCatalog, query: &[i32], scores: &[i64]) -
     let expected = catalog.plaintext_scores(query);
     assert_eq!(expected.len(), scores.len());
     expected.iter().zip(scores).filter(|(a, b)| a != b).count()
+}
+
+/// Unit-norm float rows of dimension d, deterministic.
+pub fn unit_rows(items: usize, d: usize, seed: u64) -> Vec<f32> {
+    let mut rng = Lcg(seed);
+    let mut out = Vec::with_capacity(items * d);
+    for _ in 0..items {
+        let row: Vec<f32> = (0..d).map(|_| rng.value(1000) as f32 / 1000.0).collect();
+        let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
+        out.extend(row.iter().map(|x| x / norm));
+    }
+    out
+}
+
+/// Items with ids `s{seed}-item-{i}`, quantized to 8 bits.
+pub fn loaded_items(items: usize, d: usize, seed: u64) -> LoadedItems {
+    let ids = (0..items).map(|i| format!("s{seed}-item-{i}")).collect();
+    quantize_rows(ids, &unit_rows(items, d, seed), d, 8, Normalisation::L2).unwrap()
 }

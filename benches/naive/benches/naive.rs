@@ -3,7 +3,7 @@
 //! item. Measured at a size it can finish (`BLINDSCORE_NAIVE_ITEMS` x
 //! `BLINDSCORE_NAIVE_DIMENSION`, default 1 x 8, on every thread), beside the plaintext
 //! dot products of the same data. Figures go to
-//! `$CARGO_TARGET_DIR/blindscore-bench/naive.json`.
+//! `$BLINDSCORE_RECORD_DIR/naive.json` (default `target/blindscore-bench/`).
 
 use std::time::{Duration, Instant};
 
@@ -99,7 +99,9 @@ fn main() {
         "plaintext_seconds": plain,
         "seconds_per_coordinate": naive.map(|s| s / (items * d) as f64),
     });
-    let dir = target.join("blindscore-bench");
+    let dir = std::env::var_os("BLINDSCORE_RECORD_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| target.join("blindscore-bench"));
     std::fs::create_dir_all(&dir).expect("create the record directory");
     std::fs::write(
         dir.join("naive.json"),

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use blindscore_client::{top_k, Ranker};
+use blindscore_client::{top_k, Connection, Ranker};
 use blindscore_server::demo::{demo_catalog, demo_interests, DEMO_DIMENSION, DEMO_MODEL};
 use blindscore_server::http::router;
 use blindscore_server::load::{quantize_rows, Normalisation};
@@ -32,7 +32,7 @@ struct Cli {
 enum Command {
     /// Rank a catalog on a blindscore server for a preference vector.
     Rank {
-        /// Server URL, e.g. http://127.0.0.1:8080
+        /// Server URL, e.g. https://shop.example/blindscore or http://127.0.0.1:8080
         #[arg(long, env = "BLINDSCORE_SERVER")]
         server: String,
         /// Catalog name.
@@ -56,6 +56,16 @@ enum Command {
         /// Print JSON lines instead of a table.
         #[arg(long)]
         json: bool,
+        /// A PEM certificate to trust besides the public roots (a private CA, or the
+        /// server's self-signed certificate).
+        #[arg(long, env = "BLINDSCORE_CA_CERT")]
+        ca_cert: Option<PathBuf>,
+        /// API key for servers that require one.
+        #[arg(long, env = "BLINDSCORE_API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
+        /// Allow plain http:// to a host beyond loopback.
+        #[arg(long)]
+        allow_plain_http: bool,
     },
     /// Rank every query of a set through the encrypted pipeline (a server on a loopback
     /// port unless --server is given) and report quality against the float ranking.
@@ -102,6 +112,9 @@ async fn main() -> anyhow::Result<()> {
             cache_dir,
             normalise,
             json,
+            ca_cert,
+            api_key,
+            allow_plain_http,
         } => {
             let mut v = read_vector(&vector)?;
             if normalise {
@@ -120,7 +133,16 @@ async fn main() -> anyhow::Result<()> {
                     .collect(),
                 None => HashSet::new(),
             };
-            let mut ranker = Ranker::new(&server);
+            let connection = Connection {
+                root_certificates: match ca_cert {
+                    Some(path) => vec![std::fs::read(&path)
+                        .with_context(|| format!("reading {}", path.display()))?],
+                    None => Vec::new(),
+                },
+                api_key,
+                allow_plain_http,
+            };
+            let mut ranker = Ranker::with_connection(&server, &connection);
             if let Some(dir) = cache_dir {
                 ranker = ranker.with_cache_dir(dir);
             }

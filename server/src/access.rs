@@ -1,0 +1,298 @@
+//! Who may ask how much: per-client rate limits and optional per-app API keys with quotas.
+//!
+//! Scores are public to whoever asks, so the only bound on how fast someone can probe a
+//! catalog (or load the server) is how many requests they may make. Each client address
+//! (an IPv6 client by its /64) gets a token bucket; with API keys configured, every catalog
+//! request must carry one (`x-api-key`), and each app gets its own bucket of queries per
+//! minute on top. The keys file holds SHA-256 digests of the keys, not the keys.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr};
+use std::path::Path;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+/// A token bucket per key: `rate` tokens a second, at most `burst` saved up.
+pub struct Buckets<K> {
+    rate: f64,
+    burst: f64,
+    buckets: Mutex<HashMap<K, (f64, Instant)>>,
+}
+
+impl<K: std::hash::Hash + Eq> Buckets<K> {
+    pub fn new(per_second: f64, burst: u32) -> Self {
+        Buckets {
+            rate: per_second.max(1e-9),
+            burst: f64::from(burst.max(1)),
+            buckets: Mutex::default(),
+        }
+    }
+
+    /// Take one token, or say how long until there is one.
+    pub fn take(&self, key: K) -> Result<(), Duration> {
+        self.take_at(key, Instant::now())
+    }
+
+    fn take_at(&self, key: K, now: Instant) -> Result<(), Duration> {
+        self.take_with(key, self.rate, self.burst, now)
+    }
+
+    /// Take one token from a bucket with its own rate and burst.
+    fn take_with(&self, key: K, rate: f64, burst: f64, now: Instant) -> Result<(), Duration> {
+        let mut map = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        let (tokens, last) = map.entry(key).or_insert((burst, now));
+        *tokens = (*tokens + now.saturating_duration_since(*last).as_secs_f64() * rate).min(burst);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - *tokens) / rate))
+        }
+    }
+
+    /// Forget buckets that are full again, so idle clients cost no memory.
+    pub fn prune(&self) {
+        let full = Duration::from_secs_f64(self.burst / self.rate);
+        let now = Instant::now();
+        self.buckets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|_, (_, last)| now.saturating_duration_since(*last) < full);
+    }
+
+    /// Number of clients tracked.
+    pub fn len(&self) -> usize {
+        self.buckets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The bucket key of a client address: IPv4 (also when mapped into IPv6) as is, IPv6 by
+/// its /64, the smallest block a client usually controls.
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & (!0u128 << 64))),
+        },
+        v4 => v4,
+    }
+}
+
+/// One app's key, as configured.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyEntry {
+    /// The app's name (in metrics and logs; never the key).
+    pub app: String,
+    /// SHA-256 of the key, hex.
+    pub key_sha256: String,
+    /// Score requests per minute for this app.
+    pub queries_per_minute: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeysFile {
+    keys: Vec<ApiKeyEntry>,
+}
+
+/// Why a request was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// No key, or an unknown one.
+    Unauthorized,
+    /// Over a limit: retry after this long.
+    Limited(Duration),
+}
+
+/// The configured API keys and each app's quota.
+pub struct ApiKeys {
+    apps: HashMap<[u8; 32], ApiKeyEntry>,
+    quotas: Buckets<[u8; 32]>,
+}
+
+impl std::fmt::Debug for ApiKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut apps: Vec<&str> = self.apps.values().map(|e| e.app.as_str()).collect();
+        apps.sort_unstable();
+        f.debug_struct("ApiKeys").field("apps", &apps).finish()
+    }
+}
+
+impl ApiKeys {
+    /// Keys from a JSON file: `{"keys": [{"app", "key_sha256", "queries_per_minute"}]}`.
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("reading the API keys file {}: {e}", path.display()))?;
+        let file: KeysFile = serde_json::from_str(&text)
+            .map_err(|e| format!("the API keys file {}: {e}", path.display()))?;
+        Self::new(file.keys)
+    }
+
+    pub fn new(entries: Vec<ApiKeyEntry>) -> Result<Self, String> {
+        if entries.is_empty() {
+            return Err("the API keys file lists no keys".into());
+        }
+        let mut apps = HashMap::new();
+        for entry in entries {
+            let digest = parse_digest(&entry.key_sha256).ok_or_else(|| {
+                format!(
+                    "app {:?}: key_sha256 must be 64 hex digits (the SHA-256 of the key)",
+                    entry.app
+                )
+            })?;
+            if entry.queries_per_minute == 0 {
+                return Err(format!(
+                    "app {:?}: queries_per_minute must be > 0",
+                    entry.app
+                ));
+            }
+            if apps.insert(digest, entry).is_some() {
+                return Err("two apps share one key".into());
+            }
+        }
+        Ok(ApiKeys {
+            apps,
+            quotas: Buckets::new(1.0 / 60.0, 1),
+        })
+    }
+
+    /// The app a presented key belongs to. The lookup is by the key's SHA-256, so its
+    /// timing reveals nothing usable about the configured keys.
+    pub fn app(&self, key: Option<&str>) -> Result<&ApiKeyEntry, Refusal> {
+        let digest: [u8; 32] = Sha256::digest(key.ok_or(Refusal::Unauthorized)?.as_bytes()).into();
+        self.apps.get(&digest).ok_or(Refusal::Unauthorized)
+    }
+
+    /// Charge one score request to the app holding `key`.
+    pub fn charge(&self, key: Option<&str>) -> Result<&str, Refusal> {
+        let entry = self.app(key)?;
+        let digest = parse_digest(&entry.key_sha256).unwrap_or_default();
+        // A minute's quota may be spent at once; it refills evenly over the minute.
+        let per_minute = f64::from(entry.queries_per_minute);
+        self.quotas
+            .take_with(digest, per_minute / 60.0, per_minute, Instant::now())
+            .map(|()| entry.app.as_str())
+            .map_err(Refusal::Limited)
+    }
+}
+
+fn parse_digest(hex: &str) -> Option<[u8; 32]> {
+    if hex.len() != 64 || !hex.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+/// SHA-256 of a key, hex: what goes into the keys file.
+pub fn key_digest_hex(key: &str) -> String {
+    Sha256::digest(key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Per-client limits of the service.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RateLimit {
+    /// Catalog requests per second per client address.
+    pub per_second: f64,
+    /// How many may come at once.
+    pub burst: u32,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        RateLimit {
+            per_second: 20.0,
+            burst: 40,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bucket_refills_at_its_rate_and_caps_at_its_burst() {
+        let b = Buckets::new(2.0, 3);
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            assert!(b.take_at(1, t0).is_ok());
+        }
+        let wait = b.take_at(1, t0).unwrap_err();
+        assert!((wait.as_secs_f64() - 0.5).abs() < 1e-6, "{wait:?}");
+        // Another client has its own bucket.
+        assert!(b.take_at(2, t0).is_ok());
+        // Half a second later, one token; an hour later, still only the burst.
+        assert!(b.take_at(1, t0 + Duration::from_millis(500)).is_ok());
+        assert!(b.take_at(1, t0 + Duration::from_millis(500)).is_err());
+        let later = t0 + Duration::from_secs(3600);
+        for _ in 0..3 {
+            assert!(b.take_at(1, later).is_ok());
+        }
+        assert!(b.take_at(1, later).is_err());
+    }
+
+    #[test]
+    fn ipv6_clients_are_grouped_by_their_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(client_key(a), client_key(b));
+        assert_ne!(client_key(a), client_key(c));
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(client_key(mapped), "192.0.2.7".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn keys_are_matched_by_digest_and_charged_against_their_quota() {
+        let keys = ApiKeys::new(vec![ApiKeyEntry {
+            app: "shop-ios".into(),
+            key_sha256: key_digest_hex("s3cret"),
+            queries_per_minute: 2,
+        }])
+        .unwrap();
+        assert_eq!(keys.app(None).unwrap_err(), Refusal::Unauthorized);
+        assert_eq!(keys.app(Some("wrong")).unwrap_err(), Refusal::Unauthorized);
+        assert_eq!(keys.charge(Some("s3cret")).unwrap(), "shop-ios");
+        assert_eq!(keys.charge(Some("s3cret")).unwrap(), "shop-ios");
+        match keys.charge(Some("s3cret")) {
+            Err(Refusal::Limited(wait)) => assert!(wait.as_secs_f64() > 25.0, "{wait:?}"),
+            other => panic!("expected the quota to bind, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_keys_files_are_refused_with_a_reason() {
+        let entry = |digest: &str, qpm| ApiKeyEntry {
+            app: "a".into(),
+            key_sha256: digest.into(),
+            queries_per_minute: qpm,
+        };
+        assert!(ApiKeys::new(vec![]).is_err());
+        assert!(ApiKeys::new(vec![entry("abc", 1)])
+            .err()
+            .unwrap()
+            .contains("64 hex digits"));
+        assert!(ApiKeys::new(vec![entry(&key_digest_hex("k"), 0)]).is_err());
+        let d = key_digest_hex("k");
+        assert!(ApiKeys::new(vec![entry(&d, 1), entry(&d, 2)]).is_err());
+    }
+}
