@@ -73,7 +73,11 @@ fn server_binary() -> anyhow::Result<PathBuf> {
 
 /// Integer rows in [-127, 127], each with a value of magnitude 127, so the server's
 /// per-item scale is 1 and its 8-bit values are these integers.
-fn write_catalog(dir: &Path, items: usize, d: usize) -> anyhow::Result<(PathBuf, PathBuf, Vec<i8>)> {
+fn write_catalog(
+    dir: &Path,
+    items: usize,
+    d: usize,
+) -> anyhow::Result<(PathBuf, PathBuf, Vec<i8>)> {
     use npyz::WriterBuilder;
     std::fs::create_dir_all(dir)?;
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
@@ -84,7 +88,11 @@ fn write_catalog(dir: &Path, items: usize, d: usize) -> anyhow::Result<(PathBuf,
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
             let v = if j == i % d {
-                if (state >> 40) & 1 == 0 { 127 } else { -127 }
+                if (state >> 40) & 1 == 0 {
+                    127
+                } else {
+                    -127
+                }
             } else {
                 ((state >> 33) % 255) as i32 - 127
             };
@@ -101,7 +109,12 @@ fn write_catalog(dir: &Path, items: usize, d: usize) -> anyhow::Result<(PathBuf,
         .begin_nd()?;
     w.extend(values.iter().map(|&v| v as f32))?;
     w.finish()?;
-    std::fs::write(&ids, (0..items).map(|i| format!("item-{i}\n")).collect::<String>())?;
+    std::fs::write(
+        &ids,
+        (0..items)
+            .map(|i| format!("item-{i}\n"))
+            .collect::<String>(),
+    )?;
     Ok((npy, ids, values))
 }
 
@@ -160,7 +173,8 @@ async fn one_query(
                 let mut expected = vec![0i32; plain.items()];
                 plain.scan(&q8, &mut expected);
                 let exact = scores.is_ok_and(|s| {
-                    s.len() == expected.len() && s.iter().zip(&expected).all(|(a, b)| *a == *b as i64)
+                    s.len() == expected.len()
+                        && s.iter().zip(&expected).all(|(a, b)| *a == *b as i64)
                 });
                 if !exact {
                     stats.wrong.fetch_add(1, Ordering::Relaxed);
@@ -207,7 +221,9 @@ async fn main() -> anyhow::Result<()> {
     let (npy, ids, values) = write_catalog(&dir, args.items, args.dimension)?;
     let plain = Arc::new(PlaintextCatalog::new(&values, args.dimension));
     drop(values);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let base = format!("http://127.0.0.1:{port}");
     let mut server = Server(
         Command::new(server_binary()?)
@@ -316,8 +332,14 @@ async fn main() -> anyhow::Result<()> {
     let busy = stats.busy.load(Ordering::Relaxed);
     let growth = (rss_end as f64 / rss_start as f64 - 1.0) * 100.0;
     let mib = |b: u64| b as f64 / (1 << 20) as f64;
-    println!("== load test: {} x {}, {} clients, {:.0} s", args.items, args.dimension, args.clients, elapsed);
-    println!("answered:   {ok} queries, {:.1} per second; every score checked: {wrong} wrong", ok as f64 / elapsed);
+    println!(
+        "== load test: {} x {}, {} clients, {:.0} s",
+        args.items, args.dimension, args.clients, elapsed
+    );
+    println!(
+        "answered:   {ok} queries, {:.1} per second; every score checked: {wrong} wrong",
+        ok as f64 / elapsed
+    );
     println!(
         "latency:    p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (send to response, on the client)",
         percentile(&lat, 0.50) * 1e3,
@@ -343,7 +365,10 @@ async fn main() -> anyhow::Result<()> {
         bail!("no query was answered");
     }
     if growth > args.memory_tolerance {
-        bail!("the server's memory grew {growth:.1}% (limit {}%)", args.memory_tolerance);
+        bail!(
+            "the server's memory grew {growth:.1}% (limit {}%)",
+            args.memory_tolerance
+        );
     }
     println!("ok");
     Ok(())

@@ -6,38 +6,42 @@ use crate::layout::packed_len;
 
 /// Pack the low `bits` bits of each word.
 pub fn pack(words: &[u64], bits: u32) -> Vec<u8> {
-    assert!((1..=64).contains(&bits));
-    let len = packed_len(words.len(), bits);
-    let mask = low_mask(bits);
-    if bits <= WINDOW_BITS {
-        // Each word lands inside the 8-byte window at its first byte: OR it in.
-        let mut out = vec![0u8; len + 8];
-        for (i, &w) in words.iter().enumerate() {
-            let start = i * bits as usize;
-            let window: &mut [u8; 8] = (&mut out[start / 8..start / 8 + 8])
-                .try_into()
-                .expect("8 bytes");
-            let merged = u64::from_le_bytes(*window) | ((w & mask) << (start % 8));
-            *window = merged.to_le_bytes();
-        }
-        out.truncate(len);
-        return out;
-    }
-    let mut out = Vec::with_capacity(len + 8);
-    let mut acc: u128 = 0;
-    let mut filled = 0u32;
-    for &w in words {
-        acc |= ((w & mask) as u128) << filled;
-        filled += bits;
-        if filled >= 64 {
-            out.extend_from_slice(&(acc as u64).to_le_bytes());
-            acc >>= 64;
-            filled -= 64;
-        }
-    }
-    out.extend_from_slice(&(acc as u64).to_le_bytes()[..filled.div_ceil(8) as usize]);
-    debug_assert_eq!(out.len(), len);
+    let mut out = vec![0u8; packed_len(words.len(), bits)];
+    pack_into(words.iter().copied(), bits, &mut out);
     out
+}
+
+/// Pack words into `out`, which must be exactly [`packed_len`] of their count long.
+pub fn pack_into(words: impl Iterator<Item = u64>, bits: u32, out: &mut [u8]) {
+    assert!((1..=64).contains(&bits));
+    let mask = low_mask(bits);
+    // Whole 64-bit words of output from a 64-bit accumulator, then the tail's bytes.
+    let mut at = 0usize;
+    let mut acc = 0u64;
+    let mut filled = 0u32;
+    let mut count = 0usize;
+    for w in words {
+        count += 1;
+        let w = w & mask;
+        acc |= w << filled;
+        let total = filled + bits;
+        if total >= 64 {
+            out[at..at + 8].copy_from_slice(&acc.to_le_bytes());
+            at += 8;
+            // The bits of w that did not fit (none when it started a fresh word).
+            acc = if filled == 0 { 0 } else { w >> (64 - filled) };
+            filled = total - 64;
+        } else {
+            filled = total;
+        }
+    }
+    let tail = filled.div_ceil(8) as usize;
+    out[at..at + tail].copy_from_slice(&acc.to_le_bytes()[..tail]);
+    assert_eq!(
+        at + tail,
+        out.len(),
+        "pack_into: the output length must match {count} words"
+    );
 }
 
 /// Unpack like [`unpack_with`], handing the words to `sink` `chunk` at a time (the last

@@ -103,6 +103,49 @@ impl<'a> Evaluator<'a> {
     /// response words, one per item.
     pub fn score_batch(&self, queries: &[PreparedQuery]) -> Vec<Vec<u64>> {
         let g = &self.shape.geometry;
+        let width = self.shape.budget.response_bits();
+        let mut out: Vec<Vec<u64>> = queries.iter().map(|_| vec![0u64; g.items]).collect();
+        self.scan(queries, &mut out, g.items_per_block(), |poly, words| {
+            for (t, word) in words.iter_mut().enumerate() {
+                *word = torus_to_word(poly[g.score_coefficient(t)], width);
+            }
+        });
+        out
+    }
+
+    /// [`Evaluator::score_batch`] with each query's scores packed at the response width
+    /// (the response payload), each block packed straight into its own bytes.
+    pub fn score_batch_packed(&self, queries: &[PreparedQuery]) -> Vec<Vec<u8>> {
+        let g = &self.shape.geometry;
+        let width = self.shape.budget.response_bits();
+        let len = self.shape.response_payload_bytes();
+        // A block's scores fill whole bytes: N/b items of any width are a multiple of 8 bits.
+        let per_block = g.items_per_block() * width as usize / 8;
+        debug_assert_eq!(g.items_per_block() * width as usize % 8, 0);
+        let mut out: Vec<Vec<u8>> = queries.iter().map(|_| vec![0u8; len]).collect();
+        self.scan(queries, &mut out, per_block, |poly, bytes| {
+            let items = if bytes.len() == per_block {
+                g.items_per_block()
+            } else {
+                g.items_in_block(g.blocks() - 1)
+            };
+            let words = (0..items).map(|t| torus_to_word(poly[g.score_coefficient(t)], width));
+            bitpack::pack_into(words, width, bytes);
+        });
+        out
+    }
+
+    /// The scan: `out[q]` is cut into one chunk of `per_block` elements per block (the last
+    /// may be shorter), and `finish(poly, chunk)` turns each block's inverse transform into
+    /// its chunk.
+    fn scan<T: Send>(
+        &self,
+        queries: &[PreparedQuery],
+        out: &mut [Vec<T>],
+        per_block: usize,
+        finish: impl Fn(&[u64], &mut [T]) + Sync,
+    ) {
+        let g = &self.shape.geometry;
         let n = g.n;
         let half = n / 2;
         let tiles = half / TILE;
@@ -113,10 +156,8 @@ impl<'a> Evaluator<'a> {
         let blocks = g.blocks();
         let nq = queries.len();
         if nq == 0 {
-            return Vec::new();
+            return;
         }
-        let width = self.shape.budget.response_bits();
-        let mut out: Vec<Vec<u64>> = (0..nq).map(|_| Vec::with_capacity(g.items)).collect();
         let mut acc = vec![c64::new(0.0, 0.0); tiles * nq * SPAN_BLOCKS.min(stored) * TILE];
         for first in (0..stored).step_by(SPAN_BLOCKS) {
             let span = SPAN_BLOCKS.min(stored - first);
@@ -156,9 +197,21 @@ impl<'a> Evaluator<'a> {
                 });
             let real = blocks.min(first + span) - first;
             let acc = &acc;
-            let words: Vec<Vec<u64>> = (0..nq * real)
-                .into_par_iter()
-                .map_init(
+            // Each (query, block) of the span: gather its Fourier points, transform back,
+            // and write its scores in place.
+            let range =
+                |len: usize| (first * per_block).min(len)..((first + real) * per_block).min(len);
+            let finish = &finish;
+            out.par_iter_mut()
+                .enumerate()
+                .flat_map(|(qi, chunks)| {
+                    let range = range(chunks.len());
+                    chunks[range]
+                        .par_chunks_mut(per_block)
+                        .enumerate()
+                        .map(move |(blk, chunk)| (qi, blk, chunk))
+                })
+                .for_each_init(
                     || {
                         (
                             NegacyclicFft::new(n),
@@ -166,27 +219,16 @@ impl<'a> Evaluator<'a> {
                             vec![c64::new(0.0, 0.0); half],
                         )
                     },
-                    |(fft, poly, fourier), job| {
-                        let (qi, blk) = (job / real, job % real);
+                    |(fft, poly, fourier), (qi, blk, chunk)| {
                         for (tile, points) in fourier.chunks_exact_mut(TILE).enumerate() {
                             let at = tile * acc_tile + (qi * span + blk) * TILE;
                             points.copy_from_slice(&acc[at..at + TILE]);
                         }
                         fft.backward_torus(poly, fourier);
-                        let block = first + blk;
-                        (0..g.items_in_block(block))
-                            .map(|t| torus_to_word(poly[g.score_coefficient(t)], width))
-                            .collect()
+                        finish(poly, chunk);
                     },
-                )
-                .collect();
-            for (qi, w) in words.chunks(real.max(1)).enumerate().take(nq) {
-                for block_words in w {
-                    out[qi].extend_from_slice(block_words);
-                }
-            }
+                );
         }
-        out
     }
 
     /// Score one query.

@@ -205,7 +205,7 @@ impl ServedCatalog {
             }
         }
         let mut words = evaluator
-            .score_batch(&good)
+            .score_batch_packed(&good)
             .into_iter()
             .map(Some)
             .collect::<Vec<_>>();
@@ -213,8 +213,8 @@ impl ServedCatalog {
             .into_iter()
             .map(|slot| {
                 slot.map(|i| {
-                    let w = words[i].take().unwrap_or_default();
-                    self.encode_response(&w)
+                    let packed = words[i].take().unwrap_or_default();
+                    self.encode_response(packed)
                 })
             })
             .collect()
@@ -227,11 +227,11 @@ impl ServedCatalog {
             .unwrap_or_else(|| Err(ProtocolError::Malformed("no query".into())))
     }
 
-    fn encode_response(&self, words: &[u64]) -> Vec<u8> {
+    fn encode_response(&self, scores: Vec<u8>) -> Vec<u8> {
         wire::encode(&ResponseMessage {
             wire_version: WIRE_VERSION,
             catalog: self.catalog_ref.clone(),
-            scores: bitpack::pack(words, self.shape.budget.response_bits()),
+            scores,
         })
     }
 }
