@@ -40,6 +40,17 @@ fn grouped_layouts_with_odd_dimension() {
 }
 
 #[test]
+fn large_groups_whose_blocks_end_mid_byte() {
+    // b = 512 and 1024: 4 and 2 items per block, so a block's packed scores need not fill
+    // whole bytes; several widths of catalog values give several response widths.
+    let query = random_query(600, 4, 9);
+    for (b, bits) in [(512, 4), (512, 3), (1024, 2), (1024, 3)] {
+        let catalog = random_catalog(123, 600, bits, 10 + bits as u64);
+        check(&catalog, Layout::Grouped(b), 4, &query);
+    }
+}
+
+#[test]
 fn dimension_one() {
     let catalog = random_catalog(2500, 1, 8, 5);
     check(&catalog, Layout::Column, 8, &[-127]);

@@ -17,6 +17,14 @@ use crate::simd::{Kernel, TileSums, CHUNK_BLOCKS, TILE, TILE_F64};
 /// bytes (16 MiB for a batch of 16).
 pub const SPAN_BLOCKS: usize = 64;
 
+/// Query ciphertexts taken at a time by the batch kernel: a chunk's slice of
+/// `CHUNK_BLOCKS * GROUP_SLICE * 128` bytes (16 KiB) stays in L1.
+const GROUP_SLICE: usize = 32;
+
+/// Blocks of one query transformed back together, so gathering their Fourier points reads
+/// one contiguous run per tile.
+const GATHER_BLOCKS: usize = 8;
+
 /// A query's bodies in the Fourier domain, laid out tile-major like the catalog.
 pub struct PreparedQuery {
     data: Vec<f64>,
@@ -119,9 +127,16 @@ impl<'a> Evaluator<'a> {
         let g = &self.shape.geometry;
         let width = self.shape.budget.response_bits();
         let len = self.shape.response_payload_bytes();
-        // A block's scores fill whole bytes: N/b items of any width are a multiple of 8 bits.
+        if !(g.items_per_block() * width as usize).is_multiple_of(8) {
+            // Blocks of a few items (b > N/8) may end mid-byte: pack the words afterwards.
+            return self
+                .score_batch(queries)
+                .iter()
+                .map(|words| bitpack::pack(words, width))
+                .collect();
+        }
+        // Each block's scores fill whole bytes of the payload.
         let per_block = g.items_per_block() * width as usize / 8;
-        debug_assert_eq!(g.items_per_block() * width as usize % 8, 0);
         let mut out: Vec<Vec<u8>> = queries.iter().map(|_| vec![0u8; len]).collect();
         self.scan(queries, &mut out, per_block, |poly, bytes| {
             let items = if bytes.len() == per_block {
@@ -177,28 +192,42 @@ impl<'a> Evaluator<'a> {
                             }
                         }
                     };
+                    let mut sums = vec![TileSums::default(); nq];
                     for (quad, p) in data.chunks_exact(quad_len).enumerate() {
-                        // Queries two at a time share each catalog load.
-                        for pair in 0..nq / 2 {
-                            let [a, b] = self.kernel.mac_tile_pair(
-                                q_at(2 * pair),
-                                q_at(2 * pair + 1),
-                                p,
-                                groups,
-                            );
-                            store(2 * pair, quad, &a);
-                            store(2 * pair + 1, quad, &b);
+                        if nq == 1 {
+                            sums[0] = self.kernel.mac_tile(q_at(0), p, groups);
+                        } else {
+                            sums.fill(TileSums::default());
+                            // A slice of the groups at a time: that slice of the chunk
+                            // stays in L1 while every pair of queries passes over it.
+                            for first_group in (0..groups).step_by(GROUP_SLICE) {
+                                let slice = first_group..(first_group + GROUP_SLICE).min(groups);
+                                for (pair, two) in sums.chunks_exact_mut(2).enumerate() {
+                                    let two: &mut [TileSums; 2] =
+                                        two.try_into().expect("chunks of two");
+                                    self.kernel.mac_tile_pair(
+                                        [q_at(2 * pair), q_at(2 * pair + 1)],
+                                        p,
+                                        groups,
+                                        slice.clone(),
+                                        two,
+                                    );
+                                }
+                            }
+                            if nq % 2 == 1 {
+                                sums[nq - 1] = self.kernel.mac_tile(q_at(nq - 1), p, groups);
+                            }
                         }
-                        if nq % 2 == 1 {
-                            let sums = self.kernel.mac_tile(q_at(nq - 1), p, groups);
-                            store(nq - 1, quad, &sums);
+                        for (qi, s) in sums.iter().enumerate() {
+                            store(qi, quad, s);
                         }
                     }
                 });
             let real = blocks.min(first + span) - first;
             let acc = &acc;
-            // Each (query, block) of the span: gather its Fourier points, transform back,
-            // and write its scores in place.
+            // Each (query, run of blocks) of the span: gather the run's Fourier points (one
+            // contiguous read per tile for the whole run), transform each block back, and
+            // write its scores in place.
             let range =
                 |len: usize| (first * per_block).min(len)..((first + real) * per_block).min(len);
             let finish = &finish;
@@ -207,25 +236,32 @@ impl<'a> Evaluator<'a> {
                 .flat_map(|(qi, chunks)| {
                     let range = range(chunks.len());
                     chunks[range]
-                        .par_chunks_mut(per_block)
+                        .par_chunks_mut(per_block * GATHER_BLOCKS)
                         .enumerate()
-                        .map(move |(blk, chunk)| (qi, blk, chunk))
+                        .map(move |(run, chunk)| (qi, run * GATHER_BLOCKS, chunk))
                 })
                 .for_each_init(
                     || {
                         (
                             NegacyclicFft::new(n),
                             vec![0u64; n],
-                            vec![c64::new(0.0, 0.0); half],
+                            vec![c64::new(0.0, 0.0); half * GATHER_BLOCKS],
                         )
                     },
-                    |(fft, poly, fourier), (qi, blk, chunk)| {
-                        for (tile, points) in fourier.chunks_exact_mut(TILE).enumerate() {
-                            let at = tile * acc_tile + (qi * span + blk) * TILE;
-                            points.copy_from_slice(&acc[at..at + TILE]);
+                    |(fft, poly, fourier), (qi, first_blk, chunk)| {
+                        let run = chunk.len().div_ceil(per_block);
+                        // fourier[block of the run][point]
+                        for tile in 0..tiles {
+                            let at = tile * acc_tile + (qi * span + first_blk) * TILE;
+                            let points = &acc[at..at + run * TILE];
+                            for (b, p) in points.chunks_exact(TILE).enumerate() {
+                                fourier[b * half + tile * TILE..][..TILE].copy_from_slice(p);
+                            }
                         }
-                        fft.backward_torus(poly, fourier);
-                        finish(poly, chunk);
+                        for (b, chunk) in chunk.chunks_mut(per_block).enumerate() {
+                            fft.backward_torus(poly, &fourier[b * half..(b + 1) * half]);
+                            finish(poly, chunk);
+                        }
                     },
                 );
         }

@@ -70,44 +70,63 @@ impl Kernel {
 }
 
 impl Kernel {
-    /// [`Kernel::mac_tile`] for two queries at once: each catalog vector loaded serves
-    /// both, halving the catalog traffic from cache in a batch.
+    /// [`Kernel::mac_tile`] for two queries at once, over the groups `groups` of the
+    /// `total` in the tile, added to `sums`: each catalog vector loaded serves both
+    /// queries, and a batch can take the groups a slice at a time, so that slice of the
+    /// chunk stays in L1 while every pair of queries passes over it.
     #[inline]
-    pub fn mac_tile_pair(self, q0: &[f64], q1: &[f64], p: &[f64], groups: usize) -> [TileSums; 2] {
-        assert_eq!(q0.len(), groups * TILE_F64);
-        assert_eq!(q1.len(), groups * TILE_F64);
-        assert_eq!(p.len(), CHUNK_BLOCKS * groups * TILE_F64);
+    pub fn mac_tile_pair(
+        self,
+        q: [&[f64]; 2],
+        p: &[f64],
+        total: usize,
+        groups: std::ops::Range<usize>,
+        sums: &mut [TileSums; 2],
+    ) {
+        assert_eq!(q[0].len(), total * TILE_F64);
+        assert_eq!(q[1].len(), total * TILE_F64);
+        assert_eq!(p.len(), CHUNK_BLOCKS * total * TILE_F64);
+        assert!(groups.start <= groups.end && groups.end <= total);
         match self {
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx512 => {
-                // SAFETY: as in `mac_tile`: AVX-512F was detected, lengths checked above.
-                unsafe { avx512::mac_tile_pair(q0, q1, p, groups) }
+                // SAFETY: as in `mac_tile`: AVX-512F was detected, lengths and the group
+                // range checked above.
+                unsafe { avx512::mac_tile_pair(q, p, total, groups, sums) }
             }
-            _ => [
-                portable_mac_tile(q0, p, groups),
-                portable_mac_tile(q1, p, groups),
-            ],
+            _ => {
+                for (q, sums) in q.into_iter().zip(sums.iter_mut()) {
+                    portable_accumulate(q, p, total, groups.clone(), sums);
+                }
+            }
+        }
+    }
+}
+
+fn portable_accumulate(
+    q: &[f64],
+    p: &[f64],
+    total: usize,
+    groups: std::ops::Range<usize>,
+    sums: &mut TileSums,
+) {
+    for blk in 0..CHUNK_BLOCKS {
+        let pb = &p[blk * total * TILE_F64..(blk + 1) * total * TILE_F64];
+        let (re, im) = (&mut sums.re[blk], &mut sums.im[blk]);
+        for g in groups.clone() {
+            let (q_re, q_im) = q[g * TILE_F64..(g + 1) * TILE_F64].split_at(TILE);
+            let (p_re, p_im) = pb[g * TILE_F64..(g + 1) * TILE_F64].split_at(TILE);
+            for i in 0..TILE {
+                re[i] += q_re[i] * p_re[i] - q_im[i] * p_im[i];
+                im[i] += q_re[i] * p_im[i] + q_im[i] * p_re[i];
+            }
         }
     }
 }
 
 fn portable_mac_tile(q: &[f64], p: &[f64], groups: usize) -> TileSums {
     let mut sums = TileSums::default();
-    for blk in 0..CHUNK_BLOCKS {
-        let pb = &p[blk * groups * TILE_F64..(blk + 1) * groups * TILE_F64];
-        let mut re = [0.0f64; TILE];
-        let mut im = [0.0f64; TILE];
-        for (qv, pv) in q.chunks_exact(TILE_F64).zip(pb.chunks_exact(TILE_F64)) {
-            let (q_re, q_im) = qv.split_at(TILE);
-            let (p_re, p_im) = pv.split_at(TILE);
-            for i in 0..TILE {
-                re[i] += q_re[i] * p_re[i] - q_im[i] * p_im[i];
-                im[i] += q_re[i] * p_im[i] + q_im[i] * p_re[i];
-            }
-        }
-        sums.re[blk] = re;
-        sums.im[blk] = im;
-    }
+    portable_accumulate(q, p, groups, 0..groups, &mut sums);
     sums
 }
 
@@ -165,19 +184,33 @@ mod avx512 {
     }
 
     /// # Safety
-    /// The CPU must support AVX-512F; `q0` and `q1` hold `groups * TILE_F64` and `p`
-    /// `CHUNK_BLOCKS * groups * TILE_F64` values.
+    /// The CPU must support AVX-512F; `q[0]` and `q[1]` hold `total * TILE_F64` and `p`
+    /// `CHUNK_BLOCKS * total * TILE_F64` values, and `groups.end <= total`.
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn mac_tile_pair(q0: &[f64], q1: &[f64], p: &[f64], groups: usize) -> [TileSums; 2] {
-        let zero = _mm512_setzero_pd();
+    pub unsafe fn mac_tile_pair(
+        q: [&[f64]; 2],
+        p: &[f64],
+        total: usize,
+        groups: std::ops::Range<usize>,
+        sums: &mut [TileSums; 2],
+    ) {
         // acc[query][block]: re accumulates q_re p_re - q_im p_im, im q_re p_im + q_im p_re.
-        let mut re = [[zero; CHUNK_BLOCKS]; 2];
-        let mut im = [[zero; CHUNK_BLOCKS]; 2];
-        let block_stride = groups * TILE_F64;
+        let mut re = [[_mm512_setzero_pd(); CHUNK_BLOCKS]; 2];
+        let mut im = [[_mm512_setzero_pd(); CHUNK_BLOCKS]; 2];
+        for k in 0..2 {
+            for blk in 0..CHUNK_BLOCKS {
+                // SAFETY: each source is an array of exactly 8 f64.
+                unsafe {
+                    re[k][blk] = _mm512_loadu_pd(sums[k].re[blk].as_ptr());
+                    im[k][blk] = _mm512_loadu_pd(sums[k].im[blk].as_ptr());
+                }
+            }
+        }
+        let block_stride = total * TILE_F64;
         let pp = p.as_ptr();
-        let qs = [q0.as_ptr(), q1.as_ptr()];
-        for g in 0..groups {
-            // SAFETY: g < groups keeps every offset inside the slices (caller's guarantee).
+        let qs = [q[0].as_ptr(), q[1].as_ptr()];
+        for g in groups {
+            // SAFETY: g < total keeps every offset inside the slices (caller's guarantee).
             unsafe {
                 let q_re = [
                     _mm512_loadu_pd(qs[0].add(g * TILE_F64)),
@@ -200,7 +233,6 @@ mod avx512 {
                 }
             }
         }
-        let mut sums = [TileSums::default(); 2];
         for (k, s) in sums.iter_mut().enumerate() {
             for blk in 0..CHUNK_BLOCKS {
                 // SAFETY: each destination is an array of exactly 8 f64.
@@ -210,7 +242,6 @@ mod avx512 {
                 }
             }
         }
-        sums
     }
 
     /// # Safety
@@ -433,7 +464,11 @@ mod tests {
         let k = Kernel::detect();
         let b = k.mac_tile(&q, &p, groups);
         let q1: Vec<f64> = q.iter().map(|x| x * -1.5).collect();
-        let [c, d] = k.mac_tile_pair(&q, &q1, &p, groups);
+        // The pair kernel, over the groups in two slices.
+        let mut pair = [TileSums::default(); 2];
+        k.mac_tile_pair([&q, &q1], &p, groups, 0..5, &mut pair);
+        k.mac_tile_pair([&q, &q1], &p, groups, 5..groups, &mut pair);
+        let [c, d] = pair;
         let e = Kernel::Portable.mac_tile(&q1, &p, groups);
         for blk in 0..CHUNK_BLOCKS {
             for i in 0..TILE {
