@@ -104,6 +104,8 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    // Catalog versions start their batching tasks on this runtime.
+    let _runtime = rt.enter();
     let preferences: Vec<f32> = unit_rows(1, 99);
     let none = HashSet::new();
     let mut c = support::criterion(5);

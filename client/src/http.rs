@@ -163,15 +163,7 @@ impl Client {
         let bytes = self
             .get(&format!("/v1/catalogs/{name}"), MAX_DESCRIPTION_BYTES)
             .await?;
-        let info: CatalogInfo = serde_json::from_slice(&bytes)
-            .map_err(|e| ProtocolError::Malformed(format!("catalog info: {e}")))?;
-        if blindscore_common::CatalogVersion::from_hex(&info.current.version).is_none() {
-            return Err(ProtocolError::Malformed(
-                "catalog info: the version is not 64 hex digits".into(),
-            )
-            .into());
-        }
-        Ok((info.current.version, info.current.embedding_space))
+        parse_catalog_info(&bytes)
     }
 
     /// Fetch every artefact of a version, each under a limit derived from its checked
@@ -387,6 +379,20 @@ async fn read(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, 
         ));
     }
     Ok(body)
+}
+
+/// The current version (64 hex digits) and declared embedding space from a catalog's
+/// info document (`GET /v1/catalogs/{name}`).
+pub fn parse_catalog_info(bytes: &[u8]) -> Result<(String, EmbeddingSpace), ClientError> {
+    let info: CatalogInfo = serde_json::from_slice(bytes)
+        .map_err(|e| ProtocolError::Malformed(format!("catalog info: {e}")))?;
+    if blindscore_common::CatalogVersion::from_hex(&info.current.version).is_none() {
+        return Err(ProtocolError::Malformed(
+            "catalog info: the version is not 64 hex digits".into(),
+        )
+        .into());
+    }
+    Ok((info.current.version, info.current.embedding_space))
 }
 
 /// Split the scales artefact: one little-endian f32 per item (finite, non-negative), then

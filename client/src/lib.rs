@@ -47,7 +47,10 @@ mod rank;
 mod sdk;
 
 pub use error::ClientError;
-pub use http::{Artifacts, Client, Connection, EmbeddingSpace, Transfer};
+pub use http::{
+    parse_catalog_info, parse_ids, parse_scales, Artifacts, Client, Connection, EmbeddingSpace,
+    Transfer,
+};
 pub use key::SecretKey;
 pub use prepared::PreparedCatalog;
 pub use query::{EncryptedQuery, PendingQuery};

@@ -6,7 +6,7 @@ mod plot;
 
 use std::path::{Path, PathBuf};
 
-use plot::Series;
+use plot::{Line, Series};
 use serde_json::Value;
 
 /// Published figures from other systems, on other hardware.
@@ -157,7 +157,7 @@ fn main() -> std::io::Result<()> {
     r.line("limits. Regenerate the whole file and its plots with one command:");
     r.line("");
     r.line("```sh");
-    r.line("benches/run            # about 40 minutes on 2 cores; benches/run --quick: a few");
+    r.line("benches/run            # about 45 minutes on 2 cores; benches/run --quick: a few");
     r.line("```");
     r.line("");
     r.line(
@@ -351,7 +351,7 @@ fn server_section(r: &mut Report, s: &Value) {
     r.line("");
     // Plot: time per query against catalog size, per dimension.
     let mut series = Vec::new();
-    for d in [64usize, 128, 256] {
+    for (colour, d) in [64usize, 128, 256].into_iter().enumerate() {
         let points = |pick: &dyn Fn(&Value) -> Option<f64>| -> Vec<(f64, f64)> {
             s["shapes"]
                 .as_array()
@@ -364,17 +364,20 @@ fn server_section(r: &mut Report, s: &Value) {
         series.push(Series {
             name: format!("encrypted, d={d}"),
             points: points(&|x| run(x, 1, 1, "avx512")),
-            dashed: false,
+            colour,
+            line: Line::Solid,
         });
         series.push(Series {
             name: format!("16/pass, d={d}"),
             points: points(&|x| run(x, 16, 1, "avx512")),
-            dashed: true,
+            colour,
+            line: Line::Dashed,
         });
         series.push(Series {
             name: format!("plaintext, d={d}"),
             points: points(&|x| Some(f(x, "plaintext_seconds_t1"))),
-            dashed: true,
+            colour,
+            line: Line::Dotted,
         });
     }
     r.plots.push((
@@ -528,9 +531,9 @@ fn e2e_section(r: &mut Report, e: &Value) {
     r.line("");
     if let Some((t, name)) = best {
         r.line(format!(
-            "Fastest server time here: {} with {name}, {} Apple's published lower figure.",
+            "Fastest server time here: {} with {name}; Apple's published lower figure is {} that.",
             time(t),
-            ratio(published::PNNS_SERVER_MS.0 * 1e-3, t).replace('x', "x below")
+            ratio(published::PNNS_SERVER_MS.0 * 1e-3, t)
         ));
         r.line("");
     }
@@ -640,16 +643,16 @@ fn bytes_section(r: &mut Report, s: &Value) {
     }
     r.line("");
     let mut series = Vec::new();
-    for (what, list, dashed) in [
-        ("up", &up, false),
-        ("down", &down, true),
-        ("hint", &hint, true),
+    for (what, list, style) in [
+        ("up", &up, Line::Solid),
+        ("down", &down, Line::Dashed),
+        ("hint", &hint, Line::Dotted),
     ] {
         let mut tags: Vec<&String> = list.iter().map(|p| &p.0).collect();
         tags.dedup();
         tags.sort();
         tags.dedup();
-        for tag in tags {
+        for (colour, tag) in tags.into_iter().enumerate() {
             series.push(Series {
                 name: format!("{what}, {tag}"),
                 points: list
@@ -657,7 +660,8 @@ fn bytes_section(r: &mut Report, s: &Value) {
                     .filter(|p| &p.0 == tag)
                     .map(|p| (p.1, p.2))
                     .collect(),
-                dashed,
+                colour,
+                line: style,
             });
         }
     }

@@ -5,7 +5,16 @@ use std::fmt::Write;
 pub struct Series {
     pub name: String,
     pub points: Vec<(f64, f64)>,
-    pub dashed: bool,
+    /// Index into the palette.
+    pub colour: usize,
+    pub line: Line,
+}
+
+#[derive(Clone, Copy)]
+pub enum Line {
+    Solid,
+    Dashed,
+    Dotted,
 }
 
 const W: f64 = 720.0;
@@ -108,11 +117,11 @@ pub fn log_log(
         TOP + ph / 2.0
     );
     for (i, s) in series.iter().enumerate() {
-        let colour = COLOURS[i % COLOURS.len()];
-        let dash = if s.dashed {
-            r#" stroke-dasharray="6 4""#
-        } else {
-            ""
+        let colour = COLOURS[s.colour % COLOURS.len()];
+        let dash = match s.line {
+            Line::Solid => "",
+            Line::Dashed => r#" stroke-dasharray="7 4""#,
+            Line::Dotted => r#" stroke-dasharray="2 3""#,
         };
         let points: Vec<String> = s
             .points

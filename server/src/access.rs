@@ -135,8 +135,12 @@ impl ApiKeys {
     pub fn load(path: &Path) -> Result<Self, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("reading the API keys file {}: {e}", path.display()))?;
-        let file: KeysFile = serde_json::from_str(&text)
-            .map_err(|e| format!("the API keys file {}: {e}", path.display()))?;
+        Self::from_json(&text).map_err(|e| format!("the API keys file {}: {e}", path.display()))
+    }
+
+    /// Keys from the JSON text of a keys file.
+    pub fn from_json(text: &str) -> Result<Self, String> {
+        let file: KeysFile = serde_json::from_str(text).map_err(|e| e.to_string())?;
         Self::new(file.keys)
     }
 
