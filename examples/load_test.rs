@@ -29,7 +29,7 @@ struct Args {
     #[arg(long, default_value_t = 60)]
     seconds: u64,
     /// Seconds of warm-up before the memory baseline is taken.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 10)]
     warm_up: u64,
     /// Concurrent clients.
     #[arg(long, default_value_t = 32)]

@@ -211,3 +211,35 @@ fn loads_an_npy_catalog_with_ids_and_refuses_a_corrupt_one() {
     assert!(text.contains("loading catalog \"shop\""), "{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn refuses_plain_http_beyond_loopback_and_bad_tls_files() {
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_blindscore-server"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} started");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let any = format!("0.0.0.0:{}", free_port());
+    let text = run(&["--listen", &any]);
+    assert!(text.contains("needs TLS"), "{text}");
+    // A certificate that is not PEM is refused with the file's role named.
+    let dir = std::env::temp_dir().join(format!("blindscore-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    std::fs::write(&cert, "not a certificate").unwrap();
+    std::fs::write(&key, "not a key").unwrap();
+    let text = run(&[
+        "--listen",
+        &any,
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    assert!(text.contains("TLS configuration"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
