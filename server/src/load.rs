@@ -220,6 +220,38 @@ fn check_id(id: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Longest .npy header accepted (numpy writes a few hundred bytes at most).
+const MAX_NPY_HEADER: usize = 64 * 1024;
+
+/// Check the .npy preamble before the parser sees it: the header length is read from the
+/// file, and a damaged or hostile one must not make the server allocate gigabytes.
+fn checked_npy_header(mut reader: impl Read) -> Result<impl Read, LoadError> {
+    let mut preamble = [0u8; 12];
+    reader
+        .read_exact(&mut preamble[..10])
+        .map_err(|e| LoadError::Npy(format!("reading the .npy preamble: {e}")))?;
+    if &preamble[..6] != b"\x93NUMPY" {
+        return Err(LoadError::Npy("not a .npy file (bad magic bytes)".into()));
+    }
+    let (used, header_len) = match preamble[6] {
+        1 => (10, u16::from_le_bytes([preamble[8], preamble[9]]) as usize),
+        2 | 3 => {
+            reader
+                .read_exact(&mut preamble[10..12])
+                .map_err(|e| LoadError::Npy(format!("reading the .npy preamble: {e}")))?;
+            let len = u32::from_le_bytes([preamble[8], preamble[9], preamble[10], preamble[11]]);
+            (12, len as usize)
+        }
+        v => return Err(LoadError::Npy(format!("unsupported .npy version {v}"))),
+    };
+    if header_len > MAX_NPY_HEADER {
+        return Err(LoadError::Npy(format!(
+            "the .npy header claims {header_len} bytes (at most {MAX_NPY_HEADER})"
+        )));
+    }
+    Ok(std::io::Cursor::new(preamble[..used].to_vec()).chain(reader))
+}
+
 /// Read a float32/float64 `.npy` matrix and quantize it with the given ids.
 pub fn read_npy(
     reader: impl Read,
@@ -227,6 +259,7 @@ pub fn read_npy(
     bits: u32,
     normalisation: Normalisation,
 ) -> Result<LoadedItems, LoadError> {
+    let reader = checked_npy_header(reader)?;
     let npy = npyz::NpyFile::new(reader).map_err(|e| LoadError::Npy(e.to_string()))?;
     let shape = npy.shape().to_vec();
     if shape.len() != 2 {
@@ -379,6 +412,27 @@ mod tests {
             read_npy(&nan[..], vec!["a".into()], 8, Normalisation::None),
             Err(LoadError::Item { .. })
         ));
+    }
+
+    #[test]
+    fn a_huge_npy_header_length_is_refused_before_any_allocation() {
+        // Version 2 carries a u32 header length: 2 GiB claimed, a few bytes present.
+        let mut bytes = b"\x93NUMPY\x02\x00".to_vec();
+        bytes.extend_from_slice(&0x7fff_ffffu32.to_le_bytes());
+        bytes.extend_from_slice(b"{'descr'");
+        match read_npy(&bytes[..], vec![], 8, Normalisation::None) {
+            Err(LoadError::Npy(message)) => assert!(message.contains("header claims"), "{message}"),
+            other => panic!("expected a refusal, got {:?}", other.map(|_| ())),
+        }
+        // A well-formed version 1 file still loads through the check.
+        let ok = npy_bytes(2, 3, |i, j| (i * 3 + j) as f32 + 1.0);
+        assert!(read_npy(
+            &ok[..],
+            vec!["a".into(), "b".into()],
+            8,
+            Normalisation::None
+        )
+        .is_ok());
     }
 
     #[test]
