@@ -249,7 +249,22 @@ fn checked_npy_header(mut reader: impl Read) -> Result<impl Read, LoadError> {
             "the .npy header claims {header_len} bytes (at most {MAX_NPY_HEADER})"
         )));
     }
-    Ok(std::io::Cursor::new(preamble[..used].to_vec()).chain(reader))
+    let mut header = vec![0u8; header_len];
+    reader
+        .read_exact(&mut header)
+        .map_err(|e| LoadError::Npy(format!("reading the .npy header: {e}")))?;
+    // A float matrix's header is one flat dict; nested brackets (structured dtypes, or a
+    // crafted header that sends the parser into exponential backtracking) are refused.
+    let count = |c: u8| header.iter().filter(|&&b| b == c).count();
+    if count(b'{') != 1 || count(b'}') != 1 || count(b'[') != 0 || count(b'(') > 1 {
+        return Err(LoadError::Npy(
+            "the .npy header is not a plain matrix header ({'descr', 'fortran_order', 'shape'})"
+                .into(),
+        ));
+    }
+    let mut prefix = preamble[..used].to_vec();
+    prefix.extend_from_slice(&header);
+    Ok(std::io::Cursor::new(prefix).chain(reader))
 }
 
 /// Read a float32/float64 `.npy` matrix and quantize it with the given ids.
@@ -424,6 +439,16 @@ mod tests {
             Err(LoadError::Npy(message)) => assert!(message.contains("header claims"), "{message}"),
             other => panic!("expected a refusal, got {:?}", other.map(|_| ())),
         }
+        // A header of nested braces (it once sent the parser into exponential time).
+        let mut nested = b"\x93NUMPY\x01\x00".to_vec();
+        let text = format!("{{'descr': '<f4', {} 'shape': (1, 1), }}\n", "{".repeat(90));
+        nested.extend_from_slice(&(text.len() as u16).to_le_bytes());
+        nested.extend_from_slice(text.as_bytes());
+        nested.extend_from_slice(&1.0f32.to_le_bytes());
+        assert!(matches!(
+            read_npy(&nested[..], vec!["a".into()], 8, Normalisation::None),
+            Err(LoadError::Npy(_))
+        ));
         // A well-formed version 1 file still loads through the check.
         let ok = npy_bytes(2, 3, |i, j| (i * 3 + j) as f32 + 1.0);
         assert!(read_npy(
