@@ -25,25 +25,14 @@ use blindscore_server::load::{quantize_rows, LoadedItems, Normalisation};
 use blindscore_server::service::{AppState, ServiceConfig, SpaceDeclaration};
 use criterion::BatchSize;
 use serde_json::{json, Value};
-use support::{Int8Catalog, Limits, Rng};
+use support::{unit_rows, Int8Catalog, Limits};
 
 const D: usize = 128;
 const K: usize = 10;
 
-fn unit_rows(items: usize, seed: u64) -> Vec<f32> {
-    let mut rng = Rng(seed);
-    let mut out = Vec::with_capacity(items * D);
-    for _ in 0..items {
-        let row: Vec<f32> = (0..D).map(|_| rng.unit()).collect();
-        let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
-        out.extend(row.iter().map(|x| x / norm));
-    }
-    out
-}
-
 fn items(count: usize) -> LoadedItems {
     let ids = (0..count).map(|i| format!("item-{i}")).collect();
-    quantize_rows(ids, &unit_rows(count, 5), D, 16, Normalisation::L2).expect("valid rows")
+    quantize_rows(ids, &unit_rows(count, D, 5), D, 16, Normalisation::L2).expect("valid rows")
 }
 
 /// Start the real server on a loopback port with one catalog, "bench".
@@ -106,7 +95,7 @@ fn main() {
         .expect("runtime");
     // Catalog versions start their batching tasks on this runtime.
     let _runtime = rt.enter();
-    let preferences: Vec<f32> = unit_rows(1, 99);
+    let preferences: Vec<f32> = unit_rows(1, D, 99);
     let none = HashSet::new();
     let mut c = support::criterion(5);
     let mut record = serde_json::Map::new();
@@ -117,10 +106,7 @@ fn main() {
         eprintln!("== {count} x {D}: loading ...");
         let (url, mut info) = start(&rt, count, None);
         let reference = Int8Catalog::new(count, D, 1);
-        let q8: Vec<i8> = support::random_query(D, 2)
-            .iter()
-            .map(|&v| v as i8)
-            .collect();
+        let q8 = support::random_query_i8(D, 2);
         let mut plain = vec![0i32; count];
         let warm = Ranker::new(&url);
         let top = rt
@@ -195,10 +181,7 @@ fn main() {
     {
         let count = 4096;
         let reference = Int8Catalog::new(count, D, 1);
-        let q8: Vec<i8> = support::random_query(D, 2)
-            .iter()
-            .map(|&v| v as i8)
-            .collect();
+        let q8 = support::random_query_i8(D, 2);
         let mut plain = vec![0i32; count];
         let group = "end_to_end_pnns_4096x128";
         let mut g = c.benchmark_group(group);

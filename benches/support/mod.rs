@@ -1,7 +1,7 @@
 //! What every benchmark shares: this machine's physical limits, deterministic int8 data,
 //! the plaintext reference scan, criterion settings, and the JSON record each benchmark
 //! leaves in `target/blindscore-bench/` for `examples/bench_report.rs`.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -14,28 +14,10 @@ use criterion::{Criterion, SamplingMode};
 use rayon::prelude::*;
 use serde_json::{json, Value};
 
-/// SplitMix64: reproducible data for every run.
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [-127, 127].
-    pub fn int8(&mut self) -> i8 {
-        ((self.next() % 255) as i32 - 127) as i8
-    }
-
-    /// Uniform in [-1, 1).
-    pub fn unit(&mut self) -> f32 {
-        ((self.next() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-}
+// The tests' deterministic data: the generator, unit rows, random queries.
+#[path = "../../tests/common/mod.rs"]
+mod common;
+pub use common::{unit_rows, Lcg};
 
 /// A catalog of uniform int8 values, as the server stores it and as the plaintext scan
 /// reads it (whole, and cut into one slice per thread).
@@ -47,8 +29,10 @@ pub struct Int8Catalog {
 
 impl Int8Catalog {
     pub fn new(items: usize, dimension: usize, seed: u64) -> Self {
-        let mut rng = Rng(seed);
-        let raw: Vec<i8> = (0..items * dimension).map(|_| rng.int8()).collect();
+        let mut rng = Lcg(seed);
+        let raw: Vec<i8> = (0..items * dimension)
+            .map(|_| rng.value(127) as i8)
+            .collect();
         let rows = items.div_ceil(rayon::current_num_threads());
         let parts = raw
             .chunks(rows * dimension)
@@ -86,9 +70,17 @@ impl Int8Catalog {
     }
 }
 
+/// A query of uniform 8-bit values.
 pub fn random_query(dimension: usize, seed: u64) -> Vec<i32> {
-    let mut rng = Rng(seed ^ 0x5eed);
-    (0..dimension).map(|_| rng.int8() as i32).collect()
+    common::random_query(dimension, 8, seed)
+}
+
+/// [`random_query`] as the plaintext scan takes it.
+pub fn random_query_i8(dimension: usize, seed: u64) -> Vec<i8> {
+    random_query(dimension, seed)
+        .into_iter()
+        .map(|v| v as i8)
+        .collect()
 }
 
 /// Build the server's form of a catalog; returns it and the build time in seconds.
