@@ -112,6 +112,40 @@ fn full_100k_by_128_catalog_has_no_wrong_score() {
     }
 }
 
+/// Batched passes: pairs of queries and an odd one out, several spans of blocks (more than
+/// the server's span of 96), and a number of groups that is not a multiple of the kernel's
+/// slice of 32; every query of the batch is exact, in both layouts.
+#[test]
+fn batched_passes_are_exact_for_every_query() {
+    for (layout, items, d) in [
+        (Layout::Column, 200_001, 40),
+        (Layout::Grouped(4), 50_003, 150),
+    ] {
+        let catalog = random_catalog(items, d, 8, 31);
+        let served = serve(&catalog, layout, 8);
+        let prepared = prepare(&served);
+        for batch in [2usize, 5] {
+            let queries: Vec<Vec<i32>> = (0..batch)
+                .map(|i| random_query(d, 8, 200 + i as u64))
+                .collect();
+            let encrypted: Vec<_> = queries
+                .iter()
+                .map(|q| prepared.encrypt(q).unwrap())
+                .collect();
+            let bytes: Vec<&[u8]> = encrypted.iter().map(|e| e.bytes.as_slice()).collect();
+            let responses = served.score_encoded_batch(&bytes);
+            for ((query, encrypted), response) in queries.iter().zip(encrypted).zip(responses) {
+                let scores = encrypted
+                    .pending
+                    .decrypt(&prepared, &response.unwrap())
+                    .unwrap();
+                let wrong = wrong_scores(&catalog, query, &scores);
+                assert_eq!(wrong, 0, "{layout}, batch of {batch}: {wrong} wrong scores");
+            }
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 

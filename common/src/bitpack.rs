@@ -14,34 +14,97 @@ pub fn pack(words: &[u64], bits: u32) -> Vec<u8> {
 /// Pack words into `out`, which must be exactly [`packed_len`] of their count long.
 pub fn pack_into(words: impl Iterator<Item = u64>, bits: u32, out: &mut [u8]) {
     assert!((1..=64).contains(&bits));
+    // One copy of the loop per width, so the shifts of each run of 8 words are constants.
+    macro_rules! by_width {
+        ($($w:literal)*) => {
+            match bits {
+                $($w => pack_eights::<$w>(words, out),)*
+                _ => unreachable!("bits checked above"),
+            }
+        };
+    }
+    by_width!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29
+        30 31 32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57
+        58 59 60 61 62 63 64);
+}
+
+/// Runs of 8 words fill exactly `W` bytes: pack those with constant shifts, the last
+/// partial run with the general loop.
+fn pack_eights<const W: u32>(mut words: impl Iterator<Item = u64>, out: &mut [u8]) {
+    let mut at = 0;
+    let mut count = 0;
+    loop {
+        let mut run = [0u64; 8];
+        let mut n = 0;
+        for (slot, w) in run.iter_mut().zip(&mut words) {
+            *slot = w;
+            n += 1;
+        }
+        count += n;
+        if n < 8 {
+            let rest = at.min(out.len());
+            pack_general(run[..n].iter().copied(), W, &mut out[rest..], count);
+            return;
+        }
+        assert!(
+            at + W as usize <= out.len(),
+            "pack_into: the output length must match the words"
+        );
+        pack_eight::<W>(&run, &mut out[at..at + W as usize]);
+        at += W as usize;
+    }
+}
+
+/// 8 words of `W` bits into `W` bytes.
+#[inline(always)]
+fn pack_eight<const W: u32>(run: &[u64; 8], out: &mut [u8]) {
+    let mask = low_mask(W);
+    let mut acc = 0u128;
+    let mut filled = 0u32;
+    let mut at = 0;
+    for &w in run {
+        acc |= ((w & mask) as u128) << filled;
+        filled += W;
+        if filled >= 64 {
+            out[at..at + 8].copy_from_slice(&(acc as u64).to_le_bytes());
+            at += 8;
+            acc >>= 64;
+            filled -= 64;
+        }
+    }
+    let tail = filled as usize / 8;
+    out[at..at + tail].copy_from_slice(&(acc as u64).to_le_bytes()[..tail]);
+}
+
+/// The general loop: whole 64-bit words of output from a 64-bit accumulator, then the
+/// tail's bytes. `out` must be exactly the packed length; `total` counts all the words
+/// packed, for the message.
+fn pack_general(words: impl Iterator<Item = u64>, bits: u32, out: &mut [u8], total: usize) {
     let mask = low_mask(bits);
-    // Whole 64-bit words of output from a 64-bit accumulator, then the tail's bytes.
     let mut at = 0usize;
     let mut acc = 0u64;
     let mut filled = 0u32;
-    let mut count = 0usize;
     for w in words {
-        count += 1;
         let w = w & mask;
         acc |= w << filled;
-        let total = filled + bits;
-        if total >= 64 {
+        let sum = filled + bits;
+        if sum >= 64 {
             out[at..at + 8].copy_from_slice(&acc.to_le_bytes());
             at += 8;
             // The bits of w that did not fit (none when it started a fresh word).
             acc = if filled == 0 { 0 } else { w >> (64 - filled) };
-            filled = total - 64;
+            filled = sum - 64;
         } else {
-            filled = total;
+            filled = sum;
         }
     }
     let tail = filled.div_ceil(8) as usize;
-    out[at..at + tail].copy_from_slice(&acc.to_le_bytes()[..tail]);
     assert_eq!(
         at + tail,
         out.len(),
-        "pack_into: the output length must match {count} words"
+        "pack_into: the output length must match {total} words"
     );
+    out[at..at + tail].copy_from_slice(&acc.to_le_bytes()[..tail]);
 }
 
 /// Unpack like [`unpack_with`], handing the words to `sink` `chunk` at a time (the last

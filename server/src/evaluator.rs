@@ -11,23 +11,27 @@ use blindscore_common::wire::QueryView;
 use blindscore_common::{CatalogShape, ProtocolError};
 
 use crate::fourier_catalog::FourierCatalog;
-use crate::simd::{Kernel, TileSums, CHUNK_BLOCKS, TILE, TILE_F64};
+use crate::simd::{
+    aligned_filled, aligned_zeros, prefetch_l2, Aligned, AlignedF64, Kernel, TileSums,
+    CHUNK_BLOCKS, TILE, TILE_F64,
+};
 
-/// Blocks scanned per span: bounds the accumulators at `queries * SPAN_BLOCKS * N * 8`
-/// bytes (16 MiB for a batch of 16).
-pub const SPAN_BLOCKS: usize = 64;
+/// Blocks scanned per span (whole chunks): bounds the accumulators at
+/// `queries * SPAN_BLOCKS * N * 8` bytes (24 MiB for a batch of 16).
+pub const SPAN_BLOCKS: usize = 16 * CHUNK_BLOCKS;
 
-/// Query ciphertexts taken at a time by the batch kernel: a chunk's slice of
-/// `CHUNK_BLOCKS * GROUP_SLICE * 128` bytes (16 KiB) stays in L1.
+/// Groups (query ciphertexts) taken at a time by the batch kernel: a chunk's slice of
+/// `CHUNK_BLOCKS * GROUP_SLICE * 128` bytes (24 KiB) stays in L1 while the pairs of queries
+/// pass over it.
 const GROUP_SLICE: usize = 32;
 
 /// Blocks of one query transformed back together, so gathering their Fourier points reads
 /// one contiguous run per tile.
 const GATHER_BLOCKS: usize = 8;
 
-/// A query's bodies in the Fourier domain, laid out tile-major like the catalog.
+/// A query's bodies in the Fourier domain: G transforms of N/2 points.
 pub struct PreparedQuery {
-    data: Vec<f64>,
+    data: Aligned<c64>,
 }
 
 /// Scores queries against one Fourier catalog.
@@ -72,14 +76,13 @@ impl<'a> Evaluator<'a> {
     pub fn prepare(&self, query: &QueryView<'_>) -> Result<PreparedQuery, ProtocolError> {
         let g = &self.shape.geometry;
         let n = g.n;
-        let groups = g.groups();
+        let half = n / 2;
         let width = self.shape.budget.query_bits();
         let mut fft = NegacyclicFft::new(n);
         let mut torus = Vec::with_capacity(n);
-        let mut fourier = vec![c64::new(0.0, 0.0); n / 2];
-        let mut data = vec![0.0; (n / 2 / TILE) * groups * TILE_F64];
+        let mut data = aligned_filled(g.groups() * half, c64::new(0.0, 0.0));
         // Unpack body by body straight into the transform's input.
-        let mut gi = 0;
+        let mut bodies = data.chunks_exact_mut(half);
         bitpack::unpack_chunks(
             query.bodies,
             width,
@@ -89,15 +92,9 @@ impl<'a> Evaluator<'a> {
             |body| {
                 torus.clear();
                 torus.extend(body.iter().map(|&w| word_to_torus(w, width)));
-                fft.forward_torus(&mut fourier, &torus);
-                for (tile, points) in fourier.chunks_exact(TILE).enumerate() {
-                    let at = (tile * groups + gi) * TILE_F64;
-                    for (i, z) in points.iter().enumerate() {
-                        data[at + i] = z.re;
-                        data[at + TILE + i] = z.im;
-                    }
+                if let Some(fourier) = bodies.next() {
+                    fft.forward_torus(fourier, &torus);
                 }
-                gi += 1;
             },
         )?;
         Ok(PreparedQuery { data })
@@ -165,61 +162,104 @@ impl<'a> Evaluator<'a> {
         let half = n / 2;
         let tiles = half / TILE;
         let groups = g.groups();
-        let q_tile = groups * TILE_F64;
-        let quad_len = CHUNK_BLOCKS * q_tile;
+        let chunk_len = CHUNK_BLOCKS * groups * TILE_F64;
         let stored = self.catalog.stored_blocks();
         let blocks = g.blocks();
         let nq = queries.len();
         if nq == 0 {
             return;
         }
-        let mut acc = vec![c64::new(0.0, 0.0); tiles * nq * SPAN_BLOCKS.min(stored) * TILE];
+        let batch = interleave(queries, tiles, groups);
+        // The query vectors of one (tile, group): every query's, side by side.
+        let stride = nq * TILE_F64;
+        let q_tile_of = |tile: usize| &batch[tile * groups * stride..(tile + 1) * groups * stride];
+        let span_len = SPAN_BLOCKS.min(stored);
+        // acc[tile][query][block of the span][8 points]: each tile's results in one run.
+        let acc_tile = nq * span_len * TILE;
+        let mut acc = aligned_filled(tiles * acc_tile, c64::new(0.0, 0.0));
         for first in (0..stored).step_by(SPAN_BLOCKS) {
             let span = SPAN_BLOCKS.min(stored - first);
-            // acc[tile][query][block of the span][8 points]
-            let acc_tile = nq * span * TILE;
-            acc[..tiles * acc_tile]
-                .par_chunks_mut(acc_tile)
+            let span_of = |tile: usize| {
+                let len = groups * TILE_F64;
+                &self.catalog.tile(tile)[first * len..(first + span) * len]
+            };
+            acc.par_chunks_mut(acc_tile)
                 .enumerate()
                 .for_each(|(tile, acc)| {
-                    let data = &self.catalog.tile(tile)[first * q_tile..(first + span) * q_tile];
-                    let q_at = |qi: usize| &queries[qi].data[tile * q_tile..(tile + 1) * q_tile];
-                    let mut store = |qi: usize, quad: usize, sums: &TileSums| {
-                        for blk in 0..CHUNK_BLOCKS {
-                            let at = (qi * span + quad * CHUNK_BLOCKS + blk) * TILE;
-                            for i in 0..TILE {
-                                acc[at + i] = c64::new(sums.re[blk][i], sums.im[blk][i]);
-                            }
-                        }
+                    let data = span_of(tile);
+                    let q_tile = q_tile_of(tile);
+                    // What the next tile reads first, most likely on this thread: its query
+                    // vectors (prefetched a share per kernel call) and its first slice of the
+                    // catalog.
+                    let (next_q, next_p) = if tile + 1 < tiles {
+                        (q_tile_of(tile + 1), span_of(tile + 1))
+                    } else {
+                        (&[][..], &[][..])
                     };
+                    let pairs = nq / 2;
+                    let calls = (data.len() / chunk_len) * groups.div_ceil(GROUP_SLICE) * pairs;
+                    let q_share = next_q.len().div_ceil(calls.max(1)).next_multiple_of(8);
+                    let mut call = 0;
+                    let at = |g: usize| g * CHUNK_BLOCKS * TILE_F64;
+                    let slice_len = at(GROUP_SLICE);
                     let mut sums = vec![TileSums::default(); nq];
-                    for (quad, p) in data.chunks_exact(quad_len).enumerate() {
-                        if nq == 1 {
-                            sums[0] = self.kernel.mac_tile(q_at(0), p, groups);
-                        } else {
-                            sums.fill(TileSums::default());
-                            // A slice of the groups at a time: that slice of the chunk
-                            // stays in L1 while every pair of queries passes over it.
-                            for first_group in (0..groups).step_by(GROUP_SLICE) {
-                                let slice = first_group..(first_group + GROUP_SLICE).min(groups);
-                                for (pair, two) in sums.chunks_exact_mut(2).enumerate() {
-                                    let two: &mut [TileSums; 2] =
-                                        two.try_into().expect("chunks of two");
-                                    self.kernel.mac_tile_pair(
-                                        [q_at(2 * pair), q_at(2 * pair + 1)],
-                                        p,
-                                        groups,
-                                        slice.clone(),
-                                        two,
-                                    );
-                                }
+                    for (chunk, p) in data.chunks_exact(chunk_len).enumerate() {
+                        if nq % 2 == 1 {
+                            // The next chunk, or the next tile's first.
+                            let next_at = (chunk + 1) * chunk_len;
+                            let next = if next_at < data.len() {
+                                &data[next_at..(next_at + chunk_len).min(data.len())]
+                            } else {
+                                &next_p[..chunk_len.min(next_p.len())]
+                            };
+                            sums[nq - 1] = self.kernel.mac_tile(
+                                &q_tile[(nq - 1) * TILE_F64..],
+                                stride,
+                                p,
+                                if pairs == 0 { next } else { &[] },
+                            );
+                        }
+                        sums[..2 * pairs].fill(TileSums::default());
+                        // A slice of the groups at a time: that slice of the chunk and of every
+                        // query stays in L1 while every pair of queries passes over it, and the
+                        // pairs prefetch the next slice of the chunk between them.
+                        for first_group in (0..groups).step_by(GROUP_SLICE) {
+                            if pairs == 0 {
+                                break;
                             }
-                            if nq % 2 == 1 {
-                                sums[nq - 1] = self.kernel.mac_tile(q_at(nq - 1), p, groups);
+                            let gs = first_group..(first_group + GROUP_SLICE).min(groups);
+                            let p_slice = &p[at(gs.start)..at(gs.end)];
+                            let q_slice = &q_tile[gs.start * stride..gs.end * stride];
+                            let next_at = chunk * chunk_len + at(gs.end);
+                            let next = if next_at < data.len() {
+                                &data[next_at..(next_at + slice_len).min(data.len())]
+                            } else {
+                                &next_p[..slice_len.min(next_p.len())]
+                            };
+                            let share = next.len().div_ceil(pairs).next_multiple_of(8);
+                            for (pair, two) in sums.chunks_exact_mut(2).enumerate() {
+                                let two: &mut [TileSums; 2] =
+                                    two.try_into().expect("chunks of two");
+                                let from = (call * q_share).min(next_q.len());
+                                prefetch_l2(&next_q[from..(from + q_share).min(next_q.len())]);
+                                call += 1;
+                                let from = (pair * share).min(next.len());
+                                self.kernel.mac_tile_pair(
+                                    &q_slice[2 * pair * TILE_F64..],
+                                    stride,
+                                    p_slice,
+                                    two,
+                                    &next[from..(from + share).min(next.len())],
+                                );
                             }
                         }
                         for (qi, s) in sums.iter().enumerate() {
-                            store(qi, quad, s);
+                            for blk in 0..CHUNK_BLOCKS {
+                                let at = (qi * span_len + chunk * CHUNK_BLOCKS + blk) * TILE;
+                                for (i, z) in acc[at..at + TILE].iter_mut().enumerate() {
+                                    *z = c64::new(s.re[blk][i], s.im[blk][i]);
+                                }
+                            }
                         }
                     }
                 });
@@ -252,7 +292,7 @@ impl<'a> Evaluator<'a> {
                         let run = chunk.len().div_ceil(per_block);
                         // fourier[block of the run][point]
                         for tile in 0..tiles {
-                            let at = tile * acc_tile + (qi * span + first_blk) * TILE;
+                            let at = tile * acc_tile + (qi * span_len + first_blk) * TILE;
                             let points = &acc[at..at + run * TILE];
                             for (b, p) in points.chunks_exact(TILE).enumerate() {
                                 fourier[b * half + tile * TILE..][..TILE].copy_from_slice(p);
@@ -273,4 +313,29 @@ impl<'a> Evaluator<'a> {
             .pop()
             .unwrap_or_default()
     }
+}
+
+/// The batch's query vectors, `[tile][group][query][8 re, 8 im]`: a slice of groups holds
+/// every query's vectors in one contiguous run (which then stays in L1), where separate
+/// buffers would put them a multiple of 4 KiB apart, in the same cache sets.
+fn interleave(queries: &[PreparedQuery], tiles: usize, groups: usize) -> AlignedF64 {
+    let nq = queries.len();
+    let half = tiles * TILE;
+    let mut batch = aligned_zeros(tiles * groups * nq * TILE_F64);
+    batch
+        .par_chunks_mut(groups * nq * TILE_F64)
+        .enumerate()
+        .for_each(|(tile, out)| {
+            for (gi, out) in out.chunks_exact_mut(nq * TILE_F64).enumerate() {
+                for (q, v) in queries.iter().zip(out.chunks_exact_mut(TILE_F64)) {
+                    let points = &q.data[gi * half + tile * TILE..][..TILE];
+                    let (re, im) = v.split_at_mut(TILE);
+                    for (i, z) in points.iter().enumerate() {
+                        re[i] = z.re;
+                        im[i] = z.im;
+                    }
+                }
+            }
+        });
+    batch
 }

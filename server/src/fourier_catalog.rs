@@ -1,10 +1,12 @@
 //! The catalog precomputed in the Fourier domain, once per version.
 //!
-//! Storage is tile-major: for each tile of 8 Fourier points, for each block, for each
-//! group g: 8 real parts then 8 imaginary parts. Scanning tile by tile streams contiguous
-//! memory, the reduction over g sums in registers, each query vector serves 4 blocks, and
-//! a batch's query tiles stay in cache while that tile's slice of the whole catalog is read
-//! once. Parallel work is split by tiles.
+//! Storage is tile-major: for each tile of 8 Fourier points, for each chunk of
+//! [`CHUNK_BLOCKS`] blocks, for each group g, for each block of the chunk: 8 real parts
+//! then 8 imaginary parts. Scanning tile by tile streams contiguous memory (any run of
+//! groups of a chunk is one contiguous slice), the reduction over g sums in registers,
+//! each query vector serves the chunk's blocks, and a batch's query tiles stay in cache
+//! while that tile's slice of the whole catalog is read once. Parallel work is split by
+//! tiles.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -13,7 +15,7 @@ use rayon::prelude::*;
 use blindscore_common::fourier::{c64, NegacyclicFft};
 use blindscore_common::{CatalogShape, Geometry, QuantizedCatalog};
 
-use crate::simd::{CHUNK_BLOCKS, TILE, TILE_F64};
+use crate::simd::{aligned_zeros, AlignedF64, CHUNK_BLOCKS, TILE, TILE_F64};
 
 /// Progress of a long build: called with (blocks done, blocks in all).
 pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Sync);
@@ -22,7 +24,7 @@ pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Sync);
 pub struct FourierCatalog {
     geometry: Geometry,
     stored_blocks: usize,
-    data: Vec<f64>,
+    data: AlignedF64,
 }
 
 /// Blocks transformed per build step (bounds the build's temporary memory).
@@ -38,7 +40,7 @@ impl FourierCatalog {
         let total = geometry.blocks();
         let stored_blocks = total.next_multiple_of(CHUNK_BLOCKS);
         let tile_len = stored_blocks * groups * TILE_F64;
-        let mut data = vec![0.0f64; (half / TILE) * tile_len];
+        let mut data = aligned_zeros((half / TILE) * tile_len);
         let done = AtomicUsize::new(0);
         let mut step = vec![c64::new(0.0, 0.0); BUILD_STEP_BLOCKS.min(total) * groups * half];
         for first in (0..total).step_by(BUILD_STEP_BLOCKS) {
@@ -65,7 +67,10 @@ impl FourierCatalog {
                     for blk in 0..count {
                         for g in 0..groups {
                             let points = &step[(blk * groups + g) * half + tile * TILE..][..TILE];
-                            let at = ((first + blk) * groups + g) * TILE_F64;
+                            let block = first + blk;
+                            let at = ((block / CHUNK_BLOCKS * groups + g) * CHUNK_BLOCKS
+                                + block % CHUNK_BLOCKS)
+                                * TILE_F64;
                             let v = &mut out[at..at + TILE_F64];
                             for (i, z) in points.iter().enumerate() {
                                 v[i] = z.re;
@@ -93,7 +98,8 @@ impl FourierCatalog {
         self.stored_blocks
     }
 
-    /// The values of one tile: `stored_blocks * G` vectors, block-major.
+    /// The values of one tile: `stored_blocks * G` vectors, chunk by chunk, each chunk
+    /// group-major.
     pub fn tile(&self, tile: usize) -> &[f64] {
         let len = self.stored_blocks * self.geometry.groups() * TILE_F64;
         &self.data[tile * len..(tile + 1) * len]

@@ -1,18 +1,79 @@
 //! The multiply-accumulate kernel of the scan, the one hot loop of the server.
 //!
-//! For one tile of 8 Fourier points it accumulates, for each of the 4 blocks of a chunk,
-//! `sum_g Q_g * P_{block,g}` over all G query ciphertexts (complex products on split
-//! re/im vectors). The AVX-512 version keeps 16 accumulators in registers (real and
-//! imaginary parts each split in two chains to hide FMA latency) and loads each query
-//! vector once for 4 blocks. The portable version computes the same sums; the raw f64
-//! results may differ in the last bits (FMA rounds once), never the decrypted scores.
+//! For one tile of 8 Fourier points it accumulates, for each of the [`CHUNK_BLOCKS`]
+//! blocks of a chunk, `sum_g Q_g * P_{block,g}` over all G query ciphertexts (complex
+//! products on split re/im vectors). The AVX-512 version keeps its accumulators in
+//! registers (one query: real and imaginary parts each split in two chains to hide FMA
+//! latency; a pair of queries: 24 accumulators, each catalog vector loaded once for both)
+//! and loads each query vector once for the chunk's blocks. Every vector it loads sits on
+//! a 64-byte boundary ([`aligned_zeros`]). The portable version computes the same sums;
+//! the raw f64 results may differ in the last bits (FMA rounds once), never the decrypted
+//! scores.
 
 /// Fourier points per tile.
 pub const TILE: usize = 8;
-/// Blocks scanned together per chunk.
-pub const CHUNK_BLOCKS: usize = 4;
+/// Blocks scanned together per chunk: 6 keeps a pair of queries' 24 accumulators, their
+/// query vectors and one catalog vector within the 32 vector registers.
+pub const CHUNK_BLOCKS: usize = 6;
 /// f64 values per (tile, group) vector: 8 real parts then 8 imaginary parts.
 pub const TILE_F64: usize = 2 * TILE;
+
+/// f64 values on 64-byte boundaries: every vector the kernels load then sits in one cache
+/// line (a load split across two lines costs two).
+pub type AlignedF64 = Aligned<f64>;
+
+/// Values on 64-byte boundaries.
+pub type Aligned<T> = aligned_vec::AVec<T, aligned_vec::ConstAlign<64>>;
+
+/// `len` zeros, 64-byte aligned: see [`aligned_filled`].
+pub fn aligned_zeros(len: usize) -> AlignedF64 {
+    aligned_filled(len, 0.0)
+}
+
+/// `len` copies of `value`, 64-byte aligned. Large buffers ask the kernel for transparent
+/// huge pages before they are touched: filling them then takes one page fault per 2 MiB
+/// instead of per 4 KiB, and a scan streaming them misses the TLB far less often and is
+/// not stopped by the hardware prefetchers at every 4 KiB boundary.
+pub fn aligned_filled<T: Clone>(len: usize, value: T) -> Aligned<T> {
+    let mut v = Aligned::<T>::with_capacity(64, len);
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        let bytes = len * std::mem::size_of::<T>();
+        if bytes >= 2 * HUGE {
+            let start = v.as_mut_ptr() as usize;
+            let first = start.next_multiple_of(HUGE);
+            let end = (start + bytes) / HUGE * HUGE;
+            if end > first {
+                // SAFETY: [first, end) lies inside this vector's own allocation, and
+                // MADV_HUGEPAGE only changes how its pages are backed, never their
+                // contents; a refusal is harmless (the pages stay small).
+                unsafe {
+                    libc::madvise(first as *mut libc::c_void, end - first, libc::MADV_HUGEPAGE);
+                }
+            }
+        }
+    }
+    v.resize(len, value);
+    v
+}
+
+/// Ask for the cache lines of `data` to be brought into L2 (a hint; never faults).
+#[inline]
+pub fn prefetch_l2(data: &[f64]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in data.chunks(8) {
+        // SAFETY: SSE is part of x86_64; a prefetch of any address is a harmless hint,
+        // and this one is inside `data` anyway.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(
+                line.as_ptr() as *const i8
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = data;
+}
 
 /// Accumulated tile results: `re[block]` and `im[block]`, 8 points each.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -50,84 +111,90 @@ impl Kernel {
         }
     }
 
-    /// `q`: G vectors of [`TILE_F64`] (the query's tile). `p`: the chunk's tile,
-    /// `CHUNK_BLOCKS * G` vectors, block-major.
+    /// `p`: the chunk's tile, G groups of `CHUNK_BLOCKS` vectors. `q`: the query's G
+    /// vectors of [`TILE_F64`], `stride` values apart (a batch interleaves its queries).
+    /// The cache lines of `prefetch` (what the next call reads) are requested along the
+    /// way, so memory streams while this runs.
     #[inline]
-    pub fn mac_tile(self, q: &[f64], p: &[f64], groups: usize) -> TileSums {
-        assert_eq!(q.len(), groups * TILE_F64);
+    pub fn mac_tile(self, q: &[f64], stride: usize, p: &[f64], prefetch: &[f64]) -> TileSums {
+        let groups = p.len() / (CHUNK_BLOCKS * TILE_F64);
         assert_eq!(p.len(), CHUNK_BLOCKS * groups * TILE_F64);
+        assert!(stride >= TILE_F64 && q.len() >= query_span(groups, stride, 1));
         match self {
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx512 => {
                 // SAFETY: `Kernel::Avx512` is only handed out by `detect`/`is_available`
                 // after `is_x86_feature_detected!("avx512f")`, and the slice lengths were
                 // checked above.
-                unsafe { avx512::mac_tile(q, p, groups) }
+                unsafe { avx512::mac_tile(q, stride, p, groups, prefetch) }
             }
-            _ => portable_mac_tile(q, p, groups),
+            _ => {
+                let _ = prefetch;
+                let mut sums = TileSums::default();
+                portable_accumulate(q, stride, p, &mut sums);
+                sums
+            }
         }
     }
-}
 
-impl Kernel {
-    /// [`Kernel::mac_tile`] for two queries at once, over the groups `groups` of the
-    /// `total` in the tile, added to `sums`: each catalog vector loaded serves both
-    /// queries, and a batch can take the groups a slice at a time, so that slice of the
-    /// chunk stays in L1 while every pair of queries passes over it.
+    /// [`Kernel::mac_tile`] for two queries at once, added to `sums`: each catalog vector
+    /// loaded serves both queries, whose vectors sit side by side in `q` (`stride` values
+    /// from one group to the next). `q` and `p` may start at any group (the same one), so a
+    /// batch can take a chunk a slice at a time and keep that slice in L1 while every pair
+    /// of queries passes over it. The cache lines of `prefetch` (the data the next calls
+    /// will read) are requested along the way, so memory streams while this runs.
     #[inline]
     pub fn mac_tile_pair(
         self,
-        q: [&[f64]; 2],
+        q: &[f64],
+        stride: usize,
         p: &[f64],
-        total: usize,
-        groups: std::ops::Range<usize>,
         sums: &mut [TileSums; 2],
+        prefetch: &[f64],
     ) {
-        assert_eq!(q[0].len(), total * TILE_F64);
-        assert_eq!(q[1].len(), total * TILE_F64);
-        assert_eq!(p.len(), CHUNK_BLOCKS * total * TILE_F64);
-        assert!(groups.start <= groups.end && groups.end <= total);
+        let groups = p.len() / (CHUNK_BLOCKS * TILE_F64);
+        assert_eq!(p.len(), CHUNK_BLOCKS * groups * TILE_F64);
+        assert!(stride >= 2 * TILE_F64 && q.len() >= query_span(groups, stride, 2));
         match self {
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx512 => {
-                // SAFETY: as in `mac_tile`: AVX-512F was detected, lengths and the group
-                // range checked above.
-                unsafe { avx512::mac_tile_pair(q, p, total, groups, sums) }
+                // SAFETY: as in `mac_tile`: AVX-512F was detected and the lengths checked
+                // above; prefetches never fault.
+                unsafe { avx512::mac_tile_pair(q, stride, p, groups, sums, prefetch) }
             }
             _ => {
-                for (q, sums) in q.into_iter().zip(sums.iter_mut()) {
-                    portable_accumulate(q, p, total, groups.clone(), sums);
-                }
+                let _ = prefetch;
+                portable_accumulate(q, stride, p, &mut sums[0]);
+                portable_accumulate(&q[TILE_F64..], stride, p, &mut sums[1]);
             }
         }
     }
 }
 
-fn portable_accumulate(
-    q: &[f64],
-    p: &[f64],
-    total: usize,
-    groups: std::ops::Range<usize>,
-    sums: &mut TileSums,
-) {
+/// Values of `q` that `count` side-by-side queries' vectors of `groups` groups span.
+fn query_span(groups: usize, stride: usize, count: usize) -> usize {
+    match groups {
+        0 => 0,
+        _ => (groups - 1) * stride + count * TILE_F64,
+    }
+}
+
+/// `sums += sum_g q_g * p_{g,block}` for each block of the chunk (p group-major, the
+/// query's vectors `stride` values apart).
+fn portable_accumulate(q: &[f64], stride: usize, p: &[f64], sums: &mut TileSums) {
+    // Block by block, so one block's sums stay in registers over the whole reduction.
     for blk in 0..CHUNK_BLOCKS {
-        let pb = &p[blk * total * TILE_F64..(blk + 1) * total * TILE_F64];
-        let (re, im) = (&mut sums.re[blk], &mut sums.im[blk]);
-        for g in groups.clone() {
-            let (q_re, q_im) = q[g * TILE_F64..(g + 1) * TILE_F64].split_at(TILE);
-            let (p_re, p_im) = pb[g * TILE_F64..(g + 1) * TILE_F64].split_at(TILE);
+        let (mut re, mut im) = (sums.re[blk], sums.im[blk]);
+        for (g, pg) in p.chunks_exact(CHUNK_BLOCKS * TILE_F64).enumerate() {
+            let (q_re, q_im) = q[g * stride..g * stride + TILE_F64].split_at(TILE);
+            let (p_re, p_im) = pg[blk * TILE_F64..(blk + 1) * TILE_F64].split_at(TILE);
             for i in 0..TILE {
                 re[i] += q_re[i] * p_re[i] - q_im[i] * p_im[i];
                 im[i] += q_re[i] * p_im[i] + q_im[i] * p_re[i];
             }
         }
+        (sums.re[blk], sums.im[blk]) = (re, im);
     }
-}
-
-fn portable_mac_tile(q: &[f64], p: &[f64], groups: usize) -> TileSums {
-    let mut sums = TileSums::default();
-    portable_accumulate(q, p, groups, 0..groups, &mut sums);
-    sums
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -136,27 +203,34 @@ mod avx512 {
     use std::arch::x86_64::*;
 
     /// # Safety
-    /// The CPU must support AVX-512F; `q` holds `groups * TILE_F64` and `p`
-    /// `CHUNK_BLOCKS * groups * TILE_F64` values.
+    /// The CPU must support AVX-512F; `q` holds `(groups - 1) * stride + TILE_F64` and
+    /// `p` `CHUNK_BLOCKS * groups * TILE_F64` values.
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn mac_tile(q: &[f64], p: &[f64], groups: usize) -> TileSums {
+    pub unsafe fn mac_tile(
+        q: &[f64],
+        stride: usize,
+        p: &[f64],
+        groups: usize,
+        prefetch: &[f64],
+    ) -> TileSums {
         let zero = _mm512_setzero_pd();
         // Per block: re = a - b, im = c + d, each term its own FMA chain.
         let mut re_a = [zero; CHUNK_BLOCKS];
         let mut re_b = [zero; CHUNK_BLOCKS];
         let mut im_c = [zero; CHUNK_BLOCKS];
         let mut im_d = [zero; CHUNK_BLOCKS];
-        let block_stride = groups * TILE_F64;
         let qp = q.as_ptr();
         let pp = p.as_ptr();
+        let prefetches = Prefetches::new(prefetch, groups);
         for g in 0..groups {
+            prefetches.issue(g);
             // SAFETY: g < groups, so every offset below stays inside the slices whose
             // lengths the caller guarantees.
             unsafe {
-                let q_re = _mm512_loadu_pd(qp.add(g * TILE_F64));
-                let q_im = _mm512_loadu_pd(qp.add(g * TILE_F64 + TILE));
+                let q_re = _mm512_loadu_pd(qp.add(g * stride));
+                let q_im = _mm512_loadu_pd(qp.add(g * stride + TILE));
                 for blk in 0..CHUNK_BLOCKS {
-                    let base = pp.add(blk * block_stride + g * TILE_F64);
+                    let base = pp.add((g * CHUNK_BLOCKS + blk) * TILE_F64);
                     let p_re = _mm512_loadu_pd(base);
                     let p_im = _mm512_loadu_pd(base.add(TILE));
                     re_a[blk] = _mm512_fmadd_pd(q_re, p_re, re_a[blk]);
@@ -184,15 +258,16 @@ mod avx512 {
     }
 
     /// # Safety
-    /// The CPU must support AVX-512F; `q[0]` and `q[1]` hold `total * TILE_F64` and `p`
-    /// `CHUNK_BLOCKS * total * TILE_F64` values, and `groups.end <= total`.
+    /// The CPU must support AVX-512F; `q` holds `(groups - 1) * stride + 2 * TILE_F64`
+    /// and `p` `CHUNK_BLOCKS * groups * TILE_F64` values.
     #[target_feature(enable = "avx512f")]
     pub unsafe fn mac_tile_pair(
-        q: [&[f64]; 2],
+        q: &[f64],
+        stride: usize,
         p: &[f64],
-        total: usize,
-        groups: std::ops::Range<usize>,
+        groups: usize,
         sums: &mut [TileSums; 2],
+        prefetch: &[f64],
     ) {
         // acc[query][block]: re accumulates q_re p_re - q_im p_im, im q_re p_im + q_im p_re.
         let mut re = [[_mm512_setzero_pd(); CHUNK_BLOCKS]; 2];
@@ -206,22 +281,23 @@ mod avx512 {
                 }
             }
         }
-        let block_stride = total * TILE_F64;
+        let prefetches = Prefetches::new(prefetch, groups);
         let pp = p.as_ptr();
-        let qs = [q[0].as_ptr(), q[1].as_ptr()];
-        for g in groups {
-            // SAFETY: g < total keeps every offset inside the slices (caller's guarantee).
+        let qs = [q.as_ptr(), q.as_ptr().wrapping_add(TILE_F64)];
+        for g in 0..groups {
+            prefetches.issue(g);
+            // SAFETY: g < groups keeps every offset inside the slices (caller's guarantee).
             unsafe {
                 let q_re = [
-                    _mm512_loadu_pd(qs[0].add(g * TILE_F64)),
-                    _mm512_loadu_pd(qs[1].add(g * TILE_F64)),
+                    _mm512_loadu_pd(qs[0].add(g * stride)),
+                    _mm512_loadu_pd(qs[1].add(g * stride)),
                 ];
                 let q_im = [
-                    _mm512_loadu_pd(qs[0].add(g * TILE_F64 + TILE)),
-                    _mm512_loadu_pd(qs[1].add(g * TILE_F64 + TILE)),
+                    _mm512_loadu_pd(qs[0].add(g * stride + TILE)),
+                    _mm512_loadu_pd(qs[1].add(g * stride + TILE)),
                 ];
                 for blk in 0..CHUNK_BLOCKS {
-                    let base = pp.add(blk * block_stride + g * TILE_F64);
+                    let base = pp.add((g * CHUNK_BLOCKS + blk) * TILE_F64);
                     let p_re = _mm512_loadu_pd(base);
                     let p_im = _mm512_loadu_pd(base.add(TILE));
                     for k in 0..2 {
@@ -240,6 +316,32 @@ mod avx512 {
                     _mm512_storeu_pd(s.re[blk].as_mut_ptr(), re[k][blk]);
                     _mm512_storeu_pd(s.im[blk].as_mut_ptr(), im[k][blk]);
                 }
+            }
+        }
+    }
+
+    /// The cache lines of a region, prefetched into L2 a share per group of the loop.
+    struct Prefetches<'a> {
+        region: &'a [f64],
+        per_group: usize,
+    }
+
+    impl<'a> Prefetches<'a> {
+        fn new(region: &'a [f64], groups: usize) -> Self {
+            Prefetches {
+                region,
+                per_group: (region.len() / 8).div_ceil(groups.max(1)),
+            }
+        }
+
+        #[inline(always)]
+        fn issue(&self, g: usize) {
+            let lines = self.region.len() / 8;
+            let pf = self.region.as_ptr();
+            for line in (g * self.per_group..(g + 1) * self.per_group).take_while(|&l| l < lines) {
+                // SAFETY: line < lines keeps the address inside `region`; a prefetch is a
+                // hint that never faults.
+                unsafe { _mm_prefetch::<_MM_HINT_T1>(pf.add(line * 8) as *const i8) };
             }
         }
     }
@@ -460,33 +562,34 @@ mod tests {
         let p: Vec<f64> = (0..CHUNK_BLOCKS * groups * TILE_F64)
             .map(|i| ((i * 53 % 97) as f64 - 48.0) * 3.0)
             .collect();
-        let a = Kernel::Portable.mac_tile(&q, &p, groups);
+        let a = Kernel::Portable.mac_tile(&q, TILE_F64, &p, &[]);
         let k = Kernel::detect();
-        let b = k.mac_tile(&q, &p, groups);
+        let b = k.mac_tile(&q, TILE_F64, &p, &p);
         let q1: Vec<f64> = q.iter().map(|x| x * -1.5).collect();
-        // The pair kernel, over the groups in two slices.
+        // Both queries interleaved, group by group.
+        let both: Vec<f64> = q
+            .chunks_exact(TILE_F64)
+            .zip(q1.chunks_exact(TILE_F64))
+            .flat_map(|(x, y)| x.iter().chain(y))
+            .copied()
+            .collect();
+        // The pair kernel, over the groups in two slices, prefetching the second.
         let mut pair = [TileSums::default(); 2];
-        k.mac_tile_pair([&q, &q1], &p, groups, 0..5, &mut pair);
-        k.mac_tile_pair([&q, &q1], &p, groups, 5..groups, &mut pair);
+        let (qa, qb) = both.split_at(5 * 2 * TILE_F64);
+        let (pa, pb) = p.split_at(5 * CHUNK_BLOCKS * TILE_F64);
+        k.mac_tile_pair(qa, 2 * TILE_F64, pa, &mut pair, pb);
+        k.mac_tile_pair(qb, 2 * TILE_F64, pb, &mut pair, &[]);
         let [c, d] = pair;
-        let e = Kernel::Portable.mac_tile(&q1, &p, groups);
-        for blk in 0..CHUNK_BLOCKS {
-            for i in 0..TILE {
-                assert!(
-                    (a.re[blk][i] - c.re[blk][i]).abs() < 1e-9
-                        && (a.im[blk][i] - c.im[blk][i]).abs() < 1e-9
-                );
-                assert!(
-                    (e.re[blk][i] - d.re[blk][i]).abs() < 1e-9
-                        && (e.im[blk][i] - d.im[blk][i]).abs() < 1e-9
-                );
-            }
-        }
-        for blk in 0..CHUNK_BLOCKS {
-            for i in 0..TILE {
-                assert!((a.re[blk][i] - b.re[blk][i]).abs() < 1e-9);
-                assert!((a.im[blk][i] - b.im[blk][i]).abs() < 1e-9);
-            }
-        }
+        let e = Kernel::Portable.mac_tile(&q1, TILE_F64, &p, &[]);
+        let f = k.mac_tile(&both[TILE_F64..], 2 * TILE_F64, &p, &[]);
+        let close = |x: &TileSums, y: &TileSums| {
+            (0..CHUNK_BLOCKS).all(|blk| {
+                (0..TILE).all(|i| {
+                    (x.re[blk][i] - y.re[blk][i]).abs() < 1e-9
+                        && (x.im[blk][i] - y.im[blk][i]).abs() < 1e-9
+                })
+            })
+        };
+        assert!(close(&a, &b) && close(&a, &c) && close(&e, &d) && close(&e, &f));
     }
 }
