@@ -281,6 +281,22 @@ pub fn encode<T: Serialize>(message: &T) -> Vec<u8> {
     options(u64::MAX).serialize(message).unwrap_or_default()
 }
 
+/// The encoding of a [`ResponseMessage`] up to its scores: the whole message is these bytes
+/// followed by exactly `scores_len` bytes of scores, so a server can write the scores in
+/// place instead of copying them into the message.
+pub fn response_prefix(wire_version: u16, catalog: &CatalogRef, scores_len: usize) -> Vec<u8> {
+    let mut prefix = encode(&ResponseMessage {
+        wire_version,
+        catalog: catalog.clone(),
+        scores: Vec::new(),
+    });
+    // The empty scores end the message as their length, 0, in one byte; put the real
+    // length in its place.
+    prefix.pop();
+    prefix.extend(encode(&(scores_len as u64)));
+    prefix
+}
+
 /// Decode a message, reading at most `limit` bytes of allocations; trailing bytes are an
 /// error.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], limit: u64) -> Result<T, ProtocolError> {
@@ -323,5 +339,31 @@ mod serde_bytes_vec {
             }
         }
         d.deserialize_byte_buf(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn response_prefix_and_scores_are_the_encoded_message() {
+        let catalog = CatalogRef {
+            param_id: ParamId(1),
+            catalog_id: "films".into(),
+            version: CatalogVersion([7; 32]),
+        };
+        // Lengths on each side of every change in the length's encoded size.
+        for len in [0usize, 1, 250, 251, 65_535, 65_536, 3_000_000] {
+            let scores: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+            let mut message = response_prefix(4, &catalog, len);
+            message.extend(&scores);
+            let expected = encode(&ResponseMessage {
+                wire_version: 4,
+                catalog: catalog.clone(),
+                scores,
+            });
+            assert_eq!(message, expected, "{len} bytes of scores");
+        }
     }
 }

@@ -110,7 +110,8 @@ impl<'a> Evaluator<'a> {
         let g = &self.shape.geometry;
         let width = self.shape.budget.response_bits();
         let mut out: Vec<Vec<u64>> = queries.iter().map(|_| vec![0u64; g.items]).collect();
-        self.scan(queries, &mut out, g.items_per_block(), |poly, words| {
+        let mut slices: Vec<&mut [u64]> = out.iter_mut().map(|v| v.as_mut_slice()).collect();
+        self.scan(queries, &mut slices, g.items_per_block(), |poly, words| {
             for (t, word) in words.iter_mut().enumerate() {
                 *word = torus_to_word(poly[g.score_coefficient(t)], width);
             }
@@ -121,6 +122,16 @@ impl<'a> Evaluator<'a> {
     /// [`Evaluator::score_batch`] with each query's scores packed at the response width
     /// (the response payload), each block packed straight into its own bytes.
     pub fn score_batch_packed(&self, queries: &[PreparedQuery]) -> Vec<Vec<u8>> {
+        self.score_batch_packed_after(queries, &[])
+    }
+
+    /// [`Evaluator::score_batch_packed`] with each payload written after `prefix` in one
+    /// buffer (a response message's leading bytes), so it is never copied.
+    pub fn score_batch_packed_after(
+        &self,
+        queries: &[PreparedQuery],
+        prefix: &[u8],
+    ) -> Vec<Vec<u8>> {
         let g = &self.shape.geometry;
         let width = self.shape.budget.response_bits();
         let len = self.shape.response_payload_bytes();
@@ -129,20 +140,35 @@ impl<'a> Evaluator<'a> {
             return self
                 .score_batch(queries)
                 .iter()
-                .map(|words| bitpack::pack(words, width))
+                .map(|words| [prefix, &bitpack::pack(words, width)].concat())
                 .collect();
         }
         // Each block's scores fill whole bytes of the payload.
         let per_block = g.items_per_block() * width as usize / 8;
-        let mut out: Vec<Vec<u8>> = queries.iter().map(|_| vec![0u8; len]).collect();
-        self.scan(queries, &mut out, per_block, |poly, bytes| {
+        let mut out: Vec<Vec<u8>> = queries
+            .iter()
+            .map(|_| {
+                let mut message = Vec::with_capacity(prefix.len() + len);
+                message.extend_from_slice(prefix);
+                message.resize(prefix.len() + len, 0);
+                message
+            })
+            .collect();
+        let mut slices: Vec<&mut [u8]> = out.iter_mut().map(|v| &mut v[prefix.len()..]).collect();
+        self.scan(queries, &mut slices, per_block, |poly, bytes| {
             let items = if bytes.len() == per_block {
                 g.items_per_block()
             } else {
                 g.items_in_block(g.blocks() - 1)
             };
-            let words = (0..items).map(|t| torus_to_word(poly[g.score_coefficient(t)], width));
-            bitpack::pack_into(words, width, bytes);
+            if g.b == 1 {
+                // Every coefficient is a score: a plain run the packer takes fastest.
+                let words = poly[..items].iter().map(|&c| torus_to_word(c, width));
+                bitpack::pack_into(words, width, bytes);
+            } else {
+                let words = (0..items).map(|t| torus_to_word(poly[g.score_coefficient(t)], width));
+                bitpack::pack_into(words, width, bytes);
+            }
         });
         out
     }
@@ -153,7 +179,7 @@ impl<'a> Evaluator<'a> {
     fn scan<T: Send>(
         &self,
         queries: &[PreparedQuery],
-        out: &mut [Vec<T>],
+        out: &mut [&mut [T]],
         per_block: usize,
         finish: impl Fn(&[u64], &mut [T]) + Sync,
     ) {

@@ -27,7 +27,7 @@ use blindscore_common::masks::Masks;
 use blindscore_common::wire::{self, QueryView, WIRE_VERSION};
 use blindscore_common::{
     bitpack, CatalogDescription, CatalogRef, CatalogShape, GlweParams, HintMessage, LayoutChoice,
-    ProtocolError, QuantizedCatalog, ResponseMessage,
+    ProtocolError, QuantizedCatalog,
 };
 use rayon::prelude::*;
 
@@ -204,19 +204,19 @@ impl ServedCatalog {
                 Err(e) => slots.push(Err(e)),
             }
         }
-        let mut words = evaluator
-            .score_batch_packed(&good)
+        let prefix = wire::response_prefix(
+            WIRE_VERSION,
+            &self.catalog_ref,
+            self.shape.response_payload_bytes(),
+        );
+        let mut messages = evaluator
+            .score_batch_packed_after(&good, &prefix)
             .into_iter()
             .map(Some)
             .collect::<Vec<_>>();
         slots
             .into_iter()
-            .map(|slot| {
-                slot.map(|i| {
-                    let packed = words[i].take().unwrap_or_default();
-                    self.encode_response(packed)
-                })
-            })
+            .map(|slot| slot.map(|i| messages[i].take().unwrap_or_default()))
             .collect()
     }
 
@@ -225,13 +225,5 @@ impl ServedCatalog {
         self.score_encoded_batch(&[query])
             .pop()
             .unwrap_or_else(|| Err(ProtocolError::Malformed("no query".into())))
-    }
-
-    fn encode_response(&self, scores: Vec<u8>) -> Vec<u8> {
-        wire::encode(&ResponseMessage {
-            wire_version: WIRE_VERSION,
-            catalog: self.catalog_ref.clone(),
-            scores,
-        })
     }
 }
