@@ -107,30 +107,6 @@ fn pack_general(words: impl Iterator<Item = u64>, bits: u32, out: &mut [u8], tot
     out[at..at + tail].copy_from_slice(&acc.to_le_bytes()[..tail]);
 }
 
-/// Unpack like [`unpack_with`], handing the words to `sink` `chunk` at a time (the last
-/// chunk may be shorter).
-pub fn unpack_chunks(
-    bytes: &[u8],
-    bits: u32,
-    count: usize,
-    chunk: usize,
-    what: &'static str,
-    mut sink: impl FnMut(&[u64]),
-) -> Result<(), ProtocolError> {
-    let mut buf = Vec::with_capacity(chunk.max(1));
-    unpack_with(bytes, bits, count, what, |w| {
-        buf.push(w);
-        if buf.len() == chunk {
-            sink(&buf);
-            buf.clear();
-        }
-    })?;
-    if !buf.is_empty() {
-        sink(&buf);
-    }
-    Ok(())
-}
-
 /// Widest word that always fits the 8-byte window starting at its first byte.
 const WINDOW_BITS: u32 = 57;
 
@@ -156,13 +132,13 @@ pub fn unpack(
     Ok(out)
 }
 
-/// Unpack into a callback, word by word, with the same checks as [`unpack`].
-pub fn unpack_with(
+/// The checks of [`unpack`] without the unpacking: a width in 1..=64, the exact byte
+/// length and zero padding bits.
+pub fn check_packed(
     bytes: &[u8],
     bits: u32,
     count: usize,
     what: &'static str,
-    mut sink: impl FnMut(u64),
 ) -> Result<(), ProtocolError> {
     if !(1..=64).contains(&bits) {
         return Err(ProtocolError::OutOfRange {
@@ -179,6 +155,25 @@ pub fn unpack_with(
             expected,
         });
     }
+    let used = count * bits as usize;
+    if !used.is_multiple_of(8) && (bytes[used / 8] >> (used % 8)) != 0 {
+        return Err(ProtocolError::Malformed(format!(
+            "{what}: non-zero padding bits"
+        )));
+    }
+    Ok(())
+}
+
+/// Unpack into a callback, word by word, with the same checks as [`unpack`] (made
+/// first: on error `sink` has seen nothing).
+pub fn unpack_with(
+    bytes: &[u8],
+    bits: u32,
+    count: usize,
+    what: &'static str,
+    mut sink: impl FnMut(u64),
+) -> Result<(), ProtocolError> {
+    check_packed(bytes, bits, count, what)?;
     let step = bits as usize;
     // Words whose 8-byte window lies inside the buffer: one unaligned load each.
     let fast = if bits <= WINDOW_BITS && bytes.len() >= 8 {
@@ -194,12 +189,6 @@ pub fn unpack_with(
     }
     for i in fast..count {
         sink(read_word(bytes, i * step, bits));
-    }
-    let used = count * bits as usize;
-    if !used.is_multiple_of(8) && (bytes[used / 8] >> (used % 8)) != 0 {
-        return Err(ProtocolError::Malformed(format!(
-            "{what}: non-zero padding bits"
-        )));
     }
     Ok(())
 }

@@ -11,10 +11,7 @@ use blindscore_common::wire::QueryView;
 use blindscore_common::{CatalogShape, ProtocolError};
 
 use crate::fourier_catalog::FourierCatalog;
-use crate::simd::{
-    aligned_filled, aligned_zeros, prefetch_l2, Aligned, AlignedF64, Kernel, TileSums,
-    CHUNK_BLOCKS, TILE, TILE_F64,
-};
+use crate::simd::{prefetch_l2, Kernel, Scratch, TileSums, CHUNK_BLOCKS, TILE, TILE_F64};
 
 /// Blocks scanned per span (whole chunks): bounds the accumulators at
 /// `queries * SPAN_BLOCKS * N * 8` bytes (24 MiB for a batch of 16).
@@ -29,9 +26,25 @@ const GROUP_SLICE: usize = 32;
 /// one contiguous run per tile.
 const GATHER_BLOCKS: usize = 8;
 
-/// A query's bodies in the Fourier domain: G transforms of N/2 points.
-pub struct PreparedQuery {
-    data: Aligned<c64>,
+/// A batch of queries' bodies in the Fourier domain, laid out for the scan:
+/// `[tile][group][query][8 re, 8 im]`. A slice of groups holds every query's vectors in one
+/// contiguous run (which then stays in L1), where separate buffers would put them a
+/// multiple of 4 KiB apart, in the same cache sets.
+pub struct PreparedBatch {
+    data: Scratch,
+    queries: usize,
+}
+
+impl PreparedBatch {
+    /// Number of queries in the batch.
+    pub fn len(&self) -> usize {
+        self.queries
+    }
+
+    /// Whether the batch holds no query.
+    pub fn is_empty(&self) -> bool {
+        self.queries == 0
+    }
 }
 
 /// Scores queries against one Fourier catalog.
@@ -71,33 +84,70 @@ impl<'a> Evaluator<'a> {
         self.kernel
     }
 
-    /// Unpack and transform a query's bodies. The message must have passed
-    /// [`QueryView::check`].
-    pub fn prepare(&self, query: &QueryView<'_>) -> Result<PreparedQuery, ProtocolError> {
+    /// Check a query's bodies (width, length, padding) without transforming them. The
+    /// message must have passed [`QueryView::check`].
+    pub fn check(&self, query: &QueryView<'_>) -> Result<(), ProtocolError> {
+        bitpack::check_packed(
+            query.bodies,
+            self.shape.budget.query_bits(),
+            self.shape.geometry.query_coefficients(),
+            "query bodies",
+        )
+    }
+
+    /// Unpack and transform one query's bodies: a batch of one.
+    pub fn prepare(&self, query: &QueryView<'_>) -> Result<PreparedBatch, ProtocolError> {
+        self.prepare_batch(std::slice::from_ref(query))
+    }
+
+    /// Unpack and transform the bodies of a batch of queries, body by body in parallel,
+    /// each straight into its place in the scan's layout. The messages must have passed
+    /// [`QueryView::check`]; any that fails [`Evaluator::check`] fails the batch.
+    pub fn prepare_batch(&self, queries: &[QueryView<'_>]) -> Result<PreparedBatch, ProtocolError> {
+        for query in queries {
+            self.check(query)?;
+        }
         let g = &self.shape.geometry;
         let n = g.n;
-        let half = n / 2;
+        let tiles = n / 2 / TILE;
+        let groups = g.groups();
+        let nq = queries.len();
         let width = self.shape.budget.query_bits();
-        let mut fft = NegacyclicFft::new(n);
-        let mut torus = Vec::with_capacity(n);
-        let mut data = aligned_filled(g.groups() * half, c64::new(0.0, 0.0));
-        // Unpack body by body straight into the transform's input.
-        let mut bodies = data.chunks_exact_mut(half);
-        bitpack::unpack_chunks(
-            query.bodies,
-            width,
-            g.query_coefficients(),
-            n,
-            "query bodies",
-            |body| {
+        // N is a multiple of 8, so every body starts on a byte.
+        let body_bytes = n * width as usize / 8;
+        let mut data = Scratch::take(tiles * groups * nq * TILE_F64);
+        let writer = SharedSlice::new(&mut data);
+        (0..nq * groups).into_par_iter().try_for_each_init(
+            || {
+                (
+                    NegacyclicFft::new(n),
+                    Vec::with_capacity(n),
+                    vec![c64::new(0.0, 0.0); n / 2],
+                )
+            },
+            |(fft, torus, fourier), body| {
+                let (qi, gi) = (body / groups, body % groups);
+                let bytes = &queries[qi].bodies[gi * body_bytes..(gi + 1) * body_bytes];
                 torus.clear();
-                torus.extend(body.iter().map(|&w| word_to_torus(w, width)));
-                if let Some(fourier) = bodies.next() {
-                    fft.forward_torus(fourier, &torus);
+                bitpack::unpack_with(bytes, width, n, "query bodies", |w| {
+                    torus.push(word_to_torus(w, width))
+                })?;
+                fft.forward_torus(fourier, torus);
+                for (tile, points) in fourier.chunks_exact(TILE).enumerate() {
+                    let mut v = [0.0; TILE_F64];
+                    for (i, z) in points.iter().enumerate() {
+                        v[i] = z.re;
+                        v[TILE + i] = z.im;
+                    }
+                    let at = ((tile * groups + gi) * nq + qi) * TILE_F64;
+                    // SAFETY: each (tile, group, query) slot is written by the task of
+                    // that (query, group) alone.
+                    unsafe { writer.write(at, &v) };
                 }
+                Ok(())
             },
         )?;
-        Ok(PreparedQuery { data })
+        Ok(PreparedBatch { data, queries: nq })
     }
 
     /// Score a batch of queries in one pass over the catalog: each catalog tile is read
@@ -106,12 +156,12 @@ impl<'a> Evaluator<'a> {
     /// cache for the whole span) and then inverse-transformed in parallel over blocks, so
     /// the accumulators stay a few MiB whatever the catalog's size. Returns each query's
     /// response words, one per item.
-    pub fn score_batch(&self, queries: &[PreparedQuery]) -> Vec<Vec<u64>> {
+    pub fn score_batch(&self, batch: &PreparedBatch) -> Vec<Vec<u64>> {
         let g = &self.shape.geometry;
         let width = self.shape.budget.response_bits();
-        let mut out: Vec<Vec<u64>> = queries.iter().map(|_| vec![0u64; g.items]).collect();
+        let mut out: Vec<Vec<u64>> = (0..batch.len()).map(|_| vec![0u64; g.items]).collect();
         let mut slices: Vec<&mut [u64]> = out.iter_mut().map(|v| v.as_mut_slice()).collect();
-        self.scan(queries, &mut slices, g.items_per_block(), |poly, words| {
+        self.scan(batch, &mut slices, g.items_per_block(), |poly, words| {
             for (t, word) in words.iter_mut().enumerate() {
                 *word = torus_to_word(poly[g.score_coefficient(t)], width);
             }
@@ -121,32 +171,27 @@ impl<'a> Evaluator<'a> {
 
     /// [`Evaluator::score_batch`] with each query's scores packed at the response width
     /// (the response payload), each block packed straight into its own bytes.
-    pub fn score_batch_packed(&self, queries: &[PreparedQuery]) -> Vec<Vec<u8>> {
-        self.score_batch_packed_after(queries, &[])
+    pub fn score_batch_packed(&self, batch: &PreparedBatch) -> Vec<Vec<u8>> {
+        self.score_batch_packed_after(batch, &[])
     }
 
     /// [`Evaluator::score_batch_packed`] with each payload written after `prefix` in one
     /// buffer (a response message's leading bytes), so it is never copied.
-    pub fn score_batch_packed_after(
-        &self,
-        queries: &[PreparedQuery],
-        prefix: &[u8],
-    ) -> Vec<Vec<u8>> {
+    pub fn score_batch_packed_after(&self, batch: &PreparedBatch, prefix: &[u8]) -> Vec<Vec<u8>> {
         let g = &self.shape.geometry;
         let width = self.shape.budget.response_bits();
         let len = self.shape.response_payload_bytes();
         if !(g.items_per_block() * width as usize).is_multiple_of(8) {
             // Blocks of a few items (b > N/8) may end mid-byte: pack the words afterwards.
             return self
-                .score_batch(queries)
+                .score_batch(batch)
                 .iter()
                 .map(|words| [prefix, &bitpack::pack(words, width)].concat())
                 .collect();
         }
         // Each block's scores fill whole bytes of the payload.
         let per_block = g.items_per_block() * width as usize / 8;
-        let mut out: Vec<Vec<u8>> = queries
-            .iter()
+        let mut out: Vec<Vec<u8>> = (0..batch.len())
             .map(|_| {
                 let mut message = Vec::with_capacity(prefix.len() + len);
                 message.extend_from_slice(prefix);
@@ -155,7 +200,7 @@ impl<'a> Evaluator<'a> {
             })
             .collect();
         let mut slices: Vec<&mut [u8]> = out.iter_mut().map(|v| &mut v[prefix.len()..]).collect();
-        self.scan(queries, &mut slices, per_block, |poly, bytes| {
+        self.scan(batch, &mut slices, per_block, |poly, bytes| {
             let items = if bytes.len() == per_block {
                 g.items_per_block()
             } else {
@@ -178,7 +223,7 @@ impl<'a> Evaluator<'a> {
     /// its chunk.
     fn scan<T: Send>(
         &self,
-        queries: &[PreparedQuery],
+        batch: &PreparedBatch,
         out: &mut [&mut [T]],
         per_block: usize,
         finish: impl Fn(&[u64], &mut [T]) + Sync,
@@ -191,18 +236,18 @@ impl<'a> Evaluator<'a> {
         let chunk_len = CHUNK_BLOCKS * groups * TILE_F64;
         let stored = self.catalog.stored_blocks();
         let blocks = g.blocks();
-        let nq = queries.len();
+        let nq = batch.len();
         if nq == 0 {
             return;
         }
-        let batch = interleave(queries, tiles, groups);
+        let batch = &batch.data;
         // The query vectors of one (tile, group): every query's, side by side.
         let stride = nq * TILE_F64;
         let q_tile_of = |tile: usize| &batch[tile * groups * stride..(tile + 1) * groups * stride];
         let span_len = SPAN_BLOCKS.min(stored);
-        // acc[tile][query][block of the span][8 points]: each tile's results in one run.
-        let acc_tile = nq * span_len * TILE;
-        let mut acc = aligned_filled(tiles * acc_tile, c64::new(0.0, 0.0));
+        // acc[tile][query][block of the span][8 re, 8 im]: each tile's results in one run.
+        let acc_tile = nq * span_len * TILE_F64;
+        let mut acc = Scratch::take(tiles * acc_tile);
         for first in (0..stored).step_by(SPAN_BLOCKS) {
             let span = SPAN_BLOCKS.min(stored - first);
             let span_of = |tile: usize| {
@@ -281,16 +326,15 @@ impl<'a> Evaluator<'a> {
                         }
                         for (qi, s) in sums.iter().enumerate() {
                             for blk in 0..CHUNK_BLOCKS {
-                                let at = (qi * span_len + chunk * CHUNK_BLOCKS + blk) * TILE;
-                                for (i, z) in acc[at..at + TILE].iter_mut().enumerate() {
-                                    *z = c64::new(s.re[blk][i], s.im[blk][i]);
-                                }
+                                let at = (qi * span_len + chunk * CHUNK_BLOCKS + blk) * TILE_F64;
+                                acc[at..at + TILE].copy_from_slice(&s.re[blk]);
+                                acc[at + TILE..at + TILE_F64].copy_from_slice(&s.im[blk]);
                             }
                         }
                     }
                 });
             let real = blocks.min(first + span) - first;
-            let acc = &acc;
+            let acc = &*acc;
             // Each (query, run of blocks) of the span: gather the run's Fourier points (one
             // contiguous read per tile for the whole run), transform each block back, and
             // write its scores in place.
@@ -318,10 +362,14 @@ impl<'a> Evaluator<'a> {
                         let run = chunk.len().div_ceil(per_block);
                         // fourier[block of the run][point]
                         for tile in 0..tiles {
-                            let at = tile * acc_tile + (qi * span_len + first_blk) * TILE;
-                            let points = &acc[at..at + run * TILE];
-                            for (b, p) in points.chunks_exact(TILE).enumerate() {
-                                fourier[b * half + tile * TILE..][..TILE].copy_from_slice(p);
+                            let at = tile * acc_tile + (qi * span_len + first_blk) * TILE_F64;
+                            let sums = &acc[at..at + run * TILE_F64];
+                            for (b, v) in sums.chunks_exact(TILE_F64).enumerate() {
+                                let (re, im) = v.split_at(TILE);
+                                let points = &mut fourier[b * half + tile * TILE..][..TILE];
+                                for (i, z) in points.iter_mut().enumerate() {
+                                    *z = c64::new(re[i], im[i]);
+                                }
                             }
                         }
                         for (b, chunk) in chunk.chunks_mut(per_block).enumerate() {
@@ -333,35 +381,43 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    /// Score one query.
-    pub fn score(&self, query: &PreparedQuery) -> Vec<u64> {
-        self.score_batch(std::slice::from_ref(query))
-            .pop()
+    /// Score a batch of one query (the first of a larger one).
+    pub fn score(&self, batch: &PreparedBatch) -> Vec<u64> {
+        self.score_batch(batch)
+            .into_iter()
+            .next()
             .unwrap_or_default()
     }
 }
 
-/// The batch's query vectors, `[tile][group][query][8 re, 8 im]`: a slice of groups holds
-/// every query's vectors in one contiguous run (which then stays in L1), where separate
-/// buffers would put them a multiple of 4 KiB apart, in the same cache sets.
-fn interleave(queries: &[PreparedQuery], tiles: usize, groups: usize) -> AlignedF64 {
-    let nq = queries.len();
-    let half = tiles * TILE;
-    let mut batch = aligned_zeros(tiles * groups * nq * TILE_F64);
-    batch
-        .par_chunks_mut(groups * nq * TILE_F64)
-        .enumerate()
-        .for_each(|(tile, out)| {
-            for (gi, out) in out.chunks_exact_mut(nq * TILE_F64).enumerate() {
-                for (q, v) in queries.iter().zip(out.chunks_exact_mut(TILE_F64)) {
-                    let points = &q.data[gi * half + tile * TILE..][..TILE];
-                    let (re, im) = v.split_at_mut(TILE);
-                    for (i, z) in points.iter().enumerate() {
-                        re[i] = z.re;
-                        im[i] = z.im;
-                    }
-                }
-            }
-        });
-    batch
+/// A slice that parallel tasks write in disjoint places chosen at run time.
+struct SharedSlice<'a, T> {
+    ptr: *mut T,
+    len: usize,
+    _slice: std::marker::PhantomData<&'a mut [T]>,
+}
+
+// SAFETY: a `SharedSlice` only hands out writes through `write`, whose callers guarantee
+// that no two of them touch the same element.
+unsafe impl<T: Send> Sync for SharedSlice<'_, T> {}
+
+impl<'a, T: Copy> SharedSlice<'a, T> {
+    fn new(slice: &'a mut [T]) -> Self {
+        SharedSlice {
+            ptr: slice.as_mut_ptr(),
+            len: slice.len(),
+            _slice: std::marker::PhantomData,
+        }
+    }
+
+    /// Copy `values` to `at..at + values.len()`.
+    ///
+    /// # Safety
+    /// No other write may touch those elements concurrently.
+    unsafe fn write(&self, at: usize, values: &[T]) {
+        assert!(at + values.len() <= self.len, "write out of bounds");
+        // SAFETY: in bounds (checked above); exclusive by the caller's guarantee; the
+        // borrow held by `self` keeps the slice alive and otherwise untouched.
+        unsafe { std::ptr::copy_nonoverlapping(values.as_ptr(), self.ptr.add(at), values.len()) };
+    }
 }

@@ -29,9 +29,8 @@ use blindscore_common::{
     bitpack, CatalogDescription, CatalogRef, CatalogShape, GlweParams, HintMessage, LayoutChoice,
     ProtocolError, QuantizedCatalog,
 };
-use rayon::prelude::*;
 
-pub use evaluator::{Evaluator, PreparedQuery};
+pub use evaluator::{Evaluator, PreparedBatch};
 pub use fourier_catalog::{FourierCatalog, Progress};
 pub use simd::Kernel;
 
@@ -189,28 +188,38 @@ impl ServedCatalog {
     /// Score several encoded queries in one pass; each gets its own result.
     pub fn score_encoded_batch(&self, queries: &[&[u8]]) -> Vec<Result<Vec<u8>, ProtocolError>> {
         let evaluator = self.evaluator();
-        let prepared: Vec<Result<PreparedQuery, ProtocolError>> = queries
-            .par_iter()
-            .map(|q| self.decode_query(q).and_then(|m| evaluator.prepare(&m)))
+        let checked: Vec<Result<QueryView<'_>, ProtocolError>> = queries
+            .iter()
+            .map(|q| {
+                let view = self.decode_query(q)?;
+                evaluator.check(&view)?;
+                Ok(view)
+            })
             .collect();
-        let mut good: Vec<PreparedQuery> = Vec::new();
-        let mut slots = Vec::with_capacity(prepared.len());
-        for p in prepared {
-            match p {
-                Ok(q) => {
+        let mut good: Vec<QueryView<'_>> = Vec::new();
+        let mut slots = Vec::with_capacity(checked.len());
+        for c in checked {
+            match c {
+                Ok(view) => {
                     slots.push(Ok(good.len()));
-                    good.push(q);
+                    good.push(view);
                 }
                 Err(e) => slots.push(Err(e)),
             }
         }
+        let batch = match evaluator.prepare_batch(&good) {
+            Ok(batch) => batch,
+            // Every query passed the checks that preparing makes, so this cannot happen;
+            // should it, each query gets the error rather than a wrong answer.
+            Err(e) => return queries.iter().map(|_| Err(e.clone())).collect(),
+        };
         let prefix = wire::response_prefix(
             WIRE_VERSION,
             &self.catalog_ref,
             self.shape.response_payload_bytes(),
         );
         let mut messages = evaluator
-            .score_batch_packed_after(&good, &prefix)
+            .score_batch_packed_after(&batch, &prefix)
             .into_iter()
             .map(Some)
             .collect::<Vec<_>>();

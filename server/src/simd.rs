@@ -20,26 +20,18 @@ pub const TILE_F64: usize = 2 * TILE;
 
 /// f64 values on 64-byte boundaries: every vector the kernels load then sits in one cache
 /// line (a load split across two lines costs two).
-pub type AlignedF64 = Aligned<f64>;
+pub type AlignedF64 = aligned_vec::AVec<f64, aligned_vec::ConstAlign<64>>;
 
-/// Values on 64-byte boundaries.
-pub type Aligned<T> = aligned_vec::AVec<T, aligned_vec::ConstAlign<64>>;
-
-/// `len` zeros, 64-byte aligned: see [`aligned_filled`].
+/// `len` zeros, 64-byte aligned. Large buffers ask the kernel for transparent huge pages
+/// before they are touched: filling them then takes one page fault per 2 MiB instead of
+/// per 4 KiB, and a scan streaming them misses the TLB far less often and is not stopped
+/// by the hardware prefetchers at every 4 KiB boundary.
 pub fn aligned_zeros(len: usize) -> AlignedF64 {
-    aligned_filled(len, 0.0)
-}
-
-/// `len` copies of `value`, 64-byte aligned. Large buffers ask the kernel for transparent
-/// huge pages before they are touched: filling them then takes one page fault per 2 MiB
-/// instead of per 4 KiB, and a scan streaming them misses the TLB far less often and is
-/// not stopped by the hardware prefetchers at every 4 KiB boundary.
-pub fn aligned_filled<T: Clone>(len: usize, value: T) -> Aligned<T> {
-    let mut v = Aligned::<T>::with_capacity(64, len);
+    let mut v = AlignedF64::with_capacity(64, len);
     #[cfg(target_os = "linux")]
     {
         const HUGE: usize = 2 << 20;
-        let bytes = len * std::mem::size_of::<T>();
+        let bytes = len * std::mem::size_of::<f64>();
         if bytes >= 2 * HUGE {
             let start = v.as_mut_ptr() as usize;
             let first = start.next_multiple_of(HUGE);
@@ -54,8 +46,67 @@ pub fn aligned_filled<T: Clone>(len: usize, value: T) -> Aligned<T> {
             }
         }
     }
-    v.resize(len, value);
+    v.resize(len, 0.0);
     v
+}
+
+/// A large aligned buffer taken from a small process-wide pool and given back on drop, so
+/// a server scoring batch after batch reuses the same (huge) pages instead of having the
+/// kernel fault, clear and possibly compact fresh ones for every pass. Its contents on
+/// taking are left over from an earlier use: callers write every element they read.
+pub struct Scratch(Option<AlignedF64>);
+
+/// Buffers kept for reuse at most (the largest are kept).
+const SCRATCH_KEPT: usize = 8;
+
+static SCRATCH_POOL: std::sync::Mutex<Vec<AlignedF64>> = std::sync::Mutex::new(Vec::new());
+
+impl Scratch {
+    /// A buffer of `len` values: the smallest pooled one big enough, or a new one.
+    pub fn take(len: usize) -> Self {
+        let pooled = {
+            let mut pool = SCRATCH_POOL.lock().unwrap_or_else(|e| e.into_inner());
+            let best = (0..pool.len())
+                .filter(|&i| pool[i].capacity() >= len)
+                .min_by_key(|&i| pool[i].capacity());
+            best.map(|i| pool.swap_remove(i))
+        };
+        let buffer = match pooled {
+            Some(mut buffer) => {
+                buffer.resize(len, 0.0);
+                buffer
+            }
+            None => aligned_zeros(len),
+        };
+        Scratch(Some(buffer))
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = [f64];
+    fn deref(&self) -> &[f64] {
+        self.0.as_deref().unwrap_or_default()
+    }
+}
+
+impl std::ops::DerefMut for Scratch {
+    fn deref_mut(&mut self) -> &mut [f64] {
+        self.0.as_deref_mut().unwrap_or_default()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if let Some(buffer) = self.0.take() {
+            let mut pool = SCRATCH_POOL.lock().unwrap_or_else(|e| e.into_inner());
+            pool.push(buffer);
+            if pool.len() > SCRATCH_KEPT {
+                // Let the smallest go.
+                pool.sort_by_key(|b| std::cmp::Reverse(b.capacity()));
+                pool.truncate(SCRATCH_KEPT);
+            }
+        }
+    }
 }
 
 /// Ask for the cache lines of `data` to be brought into L2 (a hint; never faults).
