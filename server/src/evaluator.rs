@@ -26,10 +26,10 @@ const GROUP_SLICE: usize = 32;
 /// one contiguous run per tile.
 const GATHER_BLOCKS: usize = 8;
 
-/// A batch of queries' bodies in the Fourier domain, laid out for the scan:
-/// `[tile][group][query][8 re, 8 im]`. A slice of groups holds every query's vectors in one
-/// contiguous run (which then stays in L1), where separate buffers would put them a
-/// multiple of 4 KiB apart, in the same cache sets.
+/// A batch of queries' bodies in the Fourier domain, laid out for the scan: for each tile,
+/// for each pair of queries (the last may be a single), for each group, the pair's two
+/// vectors of 8 real then 8 imaginary parts. What one call of the pair kernel reads is one
+/// contiguous run, which the hardware prefetchers follow.
 pub struct PreparedBatch {
     data: Scratch,
     queries: usize,
@@ -139,7 +139,7 @@ impl<'a> Evaluator<'a> {
                         v[i] = z.re;
                         v[TILE + i] = z.im;
                     }
-                    let at = ((tile * groups + gi) * nq + qi) * TILE_F64;
+                    let at = (tile * groups * nq + query_slot(qi, gi, nq, groups)) * TILE_F64;
                     // SAFETY: each (tile, group, query) slot is written by the task of
                     // that (query, group) alone.
                     unsafe { writer.write(at, &v) };
@@ -242,8 +242,8 @@ impl<'a> Evaluator<'a> {
         }
         let batch = &batch.data;
         // The query vectors of one (tile, group): every query's, side by side.
-        let stride = nq * TILE_F64;
-        let q_tile_of = |tile: usize| &batch[tile * groups * stride..(tile + 1) * groups * stride];
+        let tile_len = groups * nq * TILE_F64;
+        let q_tile_of = |tile: usize| &batch[tile * tile_len..(tile + 1) * tile_len];
         let span_len = SPAN_BLOCKS.min(stored);
         // acc[tile][query][block of the span][8 re, 8 im]: each tile's results in one run.
         let acc_tile = nq * span_len * TILE_F64;
@@ -284,8 +284,8 @@ impl<'a> Evaluator<'a> {
                                 &next_p[..chunk_len.min(next_p.len())]
                             };
                             sums[nq - 1] = self.kernel.mac_tile(
-                                &q_tile[(nq - 1) * TILE_F64..],
-                                stride,
+                                &q_tile[query_slot(nq - 1, 0, nq, groups) * TILE_F64..],
+                                TILE_F64,
                                 p,
                                 if pairs == 0 { next } else { &[] },
                             );
@@ -300,7 +300,6 @@ impl<'a> Evaluator<'a> {
                             }
                             let gs = first_group..(first_group + GROUP_SLICE).min(groups);
                             let p_slice = &p[at(gs.start)..at(gs.end)];
-                            let q_slice = &q_tile[gs.start * stride..gs.end * stride];
                             let next_at = chunk * chunk_len + at(gs.end);
                             let next = if next_at < data.len() {
                                 &data[next_at..(next_at + slice_len).min(data.len())]
@@ -316,8 +315,9 @@ impl<'a> Evaluator<'a> {
                                 call += 1;
                                 let from = (pair * share).min(next.len());
                                 self.kernel.mac_tile_pair(
-                                    &q_slice[2 * pair * TILE_F64..],
-                                    stride,
+                                    &q_tile
+                                        [query_slot(2 * pair, gs.start, nq, groups) * TILE_F64..],
+                                    2 * TILE_F64,
                                     p_slice,
                                     two,
                                     &next[from..(from + share).min(next.len())],
@@ -388,6 +388,14 @@ impl<'a> Evaluator<'a> {
             .next()
             .unwrap_or_default()
     }
+}
+
+/// Where query `qi`'s vector of group `gi` sits within a tile of a batch of `nq`, in
+/// vectors: queries in pairs (a last odd one alone), each pair group by group.
+fn query_slot(qi: usize, gi: usize, nq: usize, groups: usize) -> usize {
+    let first = qi / 2 * 2;
+    let width = if first + 1 < nq { 2 } else { 1 };
+    first * groups + gi * width + qi % 2
 }
 
 /// A slice that parallel tasks write in disjoint places chosen at run time.
