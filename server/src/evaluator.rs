@@ -193,9 +193,9 @@ impl<'a> Evaluator<'a> {
         let per_block = g.items_per_block() * width as usize / 8;
         let mut out: Vec<Vec<u8>> = (0..batch.len())
             .map(|_| {
-                let mut message = Vec::with_capacity(prefix.len() + len);
-                message.extend_from_slice(prefix);
-                message.resize(prefix.len() + len, 0);
+                // Zeroed by the allocator (fresh pages need no clearing), then the prefix.
+                let mut message = vec![0u8; prefix.len() + len];
+                message[..prefix.len()].copy_from_slice(prefix);
                 message
             })
             .collect();
