@@ -154,14 +154,14 @@ impl<'a> Evaluator<'a> {
     /// from memory once for all of them. The blocks are taken in spans of
     /// [`SPAN_BLOCKS`], each scanned in parallel over tiles (the batch's query tiles stay in
     /// cache for the whole span) and then inverse-transformed in parallel over blocks, so
-    /// the accumulators stay a few MiB whatever the catalog's size. Returns each query's
-    /// response words, one per item.
+    /// the accumulators stay bounded whatever the catalog's size (see [`SPAN_BLOCKS`]).
+    /// Returns each query's response words, one per item.
     pub fn score_batch(&self, batch: &PreparedBatch) -> Vec<Vec<u64>> {
         let g = &self.shape.geometry;
         let width = self.shape.budget.response_bits();
         let mut out: Vec<Vec<u64>> = (0..batch.len()).map(|_| vec![0u64; g.items]).collect();
         let mut slices: Vec<&mut [u64]> = out.iter_mut().map(|v| v.as_mut_slice()).collect();
-        self.scan(batch, &mut slices, g.items_per_block(), |poly, words| {
+        self.scan(batch, &mut slices, g.items_per_block(), |_, poly, words| {
             for (t, word) in words.iter_mut().enumerate() {
                 *word = torus_to_word(poly[g.score_coefficient(t)], width);
             }
@@ -170,13 +170,9 @@ impl<'a> Evaluator<'a> {
     }
 
     /// [`Evaluator::score_batch`] with each query's scores packed at the response width
-    /// (the response payload), each block packed straight into its own bytes.
-    pub fn score_batch_packed(&self, batch: &PreparedBatch) -> Vec<Vec<u8>> {
-        self.score_batch_packed_after(batch, &[])
-    }
-
-    /// [`Evaluator::score_batch_packed`] with each payload written after `prefix` in one
-    /// buffer (a response message's leading bytes), so it is never copied.
+    /// (the response payload), each block packed straight into its own bytes, after
+    /// `prefix` in the same buffer (a response message's leading bytes, so the payload is
+    /// never copied).
     pub fn score_batch_packed_after(&self, batch: &PreparedBatch, prefix: &[u8]) -> Vec<Vec<u8>> {
         let g = &self.shape.geometry;
         let width = self.shape.budget.response_bits();
@@ -200,12 +196,8 @@ impl<'a> Evaluator<'a> {
             })
             .collect();
         let mut slices: Vec<&mut [u8]> = out.iter_mut().map(|v| &mut v[prefix.len()..]).collect();
-        self.scan(batch, &mut slices, per_block, |poly, bytes| {
-            let items = if bytes.len() == per_block {
-                g.items_per_block()
-            } else {
-                g.items_in_block(g.blocks() - 1)
-            };
+        self.scan(batch, &mut slices, per_block, |block, poly, bytes| {
+            let items = g.items_in_block(block);
             if g.b == 1 {
                 // Every coefficient is a score: a plain run the packer takes fastest.
                 let words = poly[..items].iter().map(|&c| torus_to_word(c, width));
@@ -219,14 +211,14 @@ impl<'a> Evaluator<'a> {
     }
 
     /// The scan: `out[q]` is cut into one chunk of `per_block` elements per block (the last
-    /// may be shorter), and `finish(poly, chunk)` turns each block's inverse transform into
-    /// its chunk.
+    /// may be shorter), and `finish(block, poly, chunk)` turns each block's inverse
+    /// transform into its chunk.
     fn scan<T: Send>(
         &self,
         batch: &PreparedBatch,
         out: &mut [&mut [T]],
         per_block: usize,
-        finish: impl Fn(&[u64], &mut [T]) + Sync,
+        finish: impl Fn(usize, &[u64], &mut [T]) + Sync,
     ) {
         let g = &self.shape.geometry;
         let n = g.n;
@@ -374,14 +366,14 @@ impl<'a> Evaluator<'a> {
                         }
                         for (b, chunk) in chunk.chunks_mut(per_block).enumerate() {
                             fft.backward_torus(poly, &fourier[b * half..(b + 1) * half]);
-                            finish(poly, chunk);
+                            finish(first + first_blk + b, poly, chunk);
                         }
                     },
                 );
         }
     }
 
-    /// Score a batch of one query (the first of a larger one).
+    /// Score a batch and keep the first query's words (for a batch of one).
     pub fn score(&self, batch: &PreparedBatch) -> Vec<u64> {
         self.score_batch(batch)
             .into_iter()

@@ -1,7 +1,7 @@
 //! The multiply-accumulate kernel of the scan, the one hot loop of the server.
 //!
 //! For one tile of 8 Fourier points it accumulates, for each of the [`CHUNK_BLOCKS`]
-//! blocks of a chunk, `sum_g Q_g * P_{block,g}` over all G query ciphertexts (complex
+//! blocks of a chunk, `sum_g Q_g * P_{block,g}` over a run of query ciphertexts g (complex
 //! products on split re/im vectors). The AVX-512 version keeps its accumulators in
 //! registers (one query: real and imaginary parts each split in two chains to hide FMA
 //! latency; a pair of queries: 24 accumulators, each catalog vector loaded once for both)
@@ -50,19 +50,19 @@ pub fn aligned_zeros(len: usize) -> AlignedF64 {
     v
 }
 
-/// A large aligned buffer taken from a small process-wide pool and given back on drop, so
-/// a server scoring batch after batch reuses the same (huge) pages instead of having the
-/// kernel fault, clear and possibly compact fresh ones for every pass. Its contents on
-/// taking are left over from an earlier use: callers write every element they read.
+/// A large aligned buffer of zeros taken from a small process-wide pool and given back on
+/// drop, so a server scoring batch after batch reuses the same (huge) pages instead of
+/// having the kernel fault, clear and possibly compact fresh ones for every pass. It is
+/// zeroed when given back: nothing derived from a query outlives its pass.
 pub struct Scratch(Option<AlignedF64>);
 
 /// Buffers kept for reuse at most (the largest are kept).
-const SCRATCH_KEPT: usize = 8;
+const SCRATCH_KEPT: usize = 4;
 
 static SCRATCH_POOL: std::sync::Mutex<Vec<AlignedF64>> = std::sync::Mutex::new(Vec::new());
 
 impl Scratch {
-    /// A buffer of `len` values: the smallest pooled one big enough, or a new one.
+    /// A buffer of `len` zeros: the smallest pooled one big enough, or a new one.
     pub fn take(len: usize) -> Self {
         let pooled = {
             let mut pool = SCRATCH_POOL.lock().unwrap_or_else(|e| e.into_inner());
@@ -97,7 +97,8 @@ impl std::ops::DerefMut for Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        if let Some(buffer) = self.0.take() {
+        if let Some(mut buffer) = self.0.take() {
+            buffer.fill(0.0);
             let mut pool = SCRATCH_POOL.lock().unwrap_or_else(|e| e.into_inner());
             pool.push(buffer);
             if pool.len() > SCRATCH_KEPT {
@@ -162,8 +163,9 @@ impl Kernel {
         }
     }
 
-    /// `p`: the chunk's tile, G groups of `CHUNK_BLOCKS` vectors. `q`: the query's G
-    /// vectors of [`TILE_F64`], `stride` values apart (a batch interleaves its queries).
+    /// `p`: a run of groups of the chunk's tile, `CHUNK_BLOCKS` vectors per group. `q`: the
+    /// query's vectors of the same groups, [`TILE_F64`] values each, `stride` values apart
+    /// (a batch lays its queries out in pairs).
     /// The cache lines of `prefetch` (what the next call reads) are requested along the
     /// way, so memory streams while this runs.
     #[inline]
@@ -173,10 +175,9 @@ impl Kernel {
         assert!(stride >= TILE_F64 && q.len() >= query_span(groups, stride, 1));
         match self {
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx512 => {
-                // SAFETY: `Kernel::Avx512` is only handed out by `detect`/`is_available`
-                // after `is_x86_feature_detected!("avx512f")`, and the slice lengths were
-                // checked above.
+            Kernel::Avx512 if avx512_detected() => {
+                // SAFETY: AVX-512F was detected just now (a cached check), and the slice
+                // lengths were checked above.
                 unsafe { avx512::mac_tile(q, stride, p, groups, prefetch) }
             }
             _ => {
@@ -208,11 +209,12 @@ impl Kernel {
         assert!(stride >= 2 * TILE_F64 && q.len() >= query_span(groups, stride, 2));
         match self {
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx512 => {
+            Kernel::Avx512 if avx512_detected() => {
                 // SAFETY: as in `mac_tile`: AVX-512F was detected and the lengths checked
                 // above; prefetches never fault.
                 unsafe { avx512::mac_tile_pair(q, stride, p, groups, sums, prefetch) }
             }
+            _ if groups == 0 => {}
             _ => {
                 let _ = prefetch;
                 portable_accumulate(q, stride, p, &mut sums[0]);
@@ -222,11 +224,23 @@ impl Kernel {
     }
 }
 
+/// Whether this CPU has AVX-512F (`is_x86_feature_detected!` caches its answer). Checked
+/// before every call of an AVX-512 kernel, so no `Kernel` value can run one without it.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn avx512_detected() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f")
+}
+
 /// Values of `q` that `count` side-by-side queries' vectors of `groups` groups span.
+/// Panics when that does not fit a `usize` (a slice that long cannot exist).
 fn query_span(groups: usize, stride: usize, count: usize) -> usize {
     match groups {
         0 => 0,
-        _ => (groups - 1) * stride + count * TILE_F64,
+        _ => (groups - 1)
+            .checked_mul(stride)
+            .and_then(|v| v.checked_add(count * TILE_F64))
+            .expect("query span overflows"),
     }
 }
 
@@ -254,8 +268,8 @@ mod avx512 {
     use std::arch::x86_64::*;
 
     /// # Safety
-    /// The CPU must support AVX-512F; `q` holds `(groups - 1) * stride + TILE_F64` and
-    /// `p` `CHUNK_BLOCKS * groups * TILE_F64` values.
+    /// The CPU must support AVX-512F; `p` holds `CHUNK_BLOCKS * groups * TILE_F64` values
+    /// and, when `groups > 0`, `q` holds `(groups - 1) * stride + TILE_F64`.
     #[target_feature(enable = "avx512f")]
     pub unsafe fn mac_tile(
         q: &[f64],
@@ -309,8 +323,8 @@ mod avx512 {
     }
 
     /// # Safety
-    /// The CPU must support AVX-512F; `q` holds `(groups - 1) * stride + 2 * TILE_F64`
-    /// and `p` `CHUNK_BLOCKS * groups * TILE_F64` values.
+    /// The CPU must support AVX-512F; `p` holds `CHUNK_BLOCKS * groups * TILE_F64` values
+    /// and, when `groups > 0`, `q` holds `(groups - 1) * stride + 2 * TILE_F64`.
     #[target_feature(enable = "avx512f")]
     pub unsafe fn mac_tile_pair(
         q: &[f64],
