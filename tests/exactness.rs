@@ -112,6 +112,20 @@ fn full_100k_by_128_catalog_has_no_wrong_score() {
     }
 }
 
+/// Scores narrower than a byte and a last block one item short of full: its payload then
+/// has as many bytes as a full block's, and must still hold exactly its own items.
+#[test]
+fn narrow_scores_with_a_last_block_one_item_short() {
+    let n = DEFAULT_PARAMS.polynomial_size.0;
+    for items in [2 * n - 1, n - 1] {
+        let catalog = random_catalog(items, 1, 2, 41);
+        let served = serve(&catalog, Layout::Column, 2);
+        let width = served.shape().budget.response_bits();
+        assert!(width < 8, "the case needs scores under 8 bits, got {width}");
+        check(&catalog, Layout::Column, 2, &random_query(1, 2, 42));
+    }
+}
+
 /// Batched passes: pairs of queries and an odd one out, several spans of blocks (more than
 /// the server's span of 96), and a number of groups that is not a multiple of the kernel's
 /// slice of 32; every query of the batch is exact, in both layouts.

@@ -19,23 +19,51 @@ pub const CHUNK_BLOCKS: usize = 6;
 pub const TILE_F64: usize = 2 * TILE;
 
 /// f64 values on 64-byte boundaries: every vector the kernels load then sits in one cache
-/// line (a load split across two lines costs two).
-pub type AlignedF64 = aligned_vec::AVec<f64, aligned_vec::ConstAlign<64>>;
+/// line (a load split across two lines costs two). A run of a zero-initialised `Vec` that
+/// starts on a boundary, so a large one comes from the allocator as fresh zero pages,
+/// cleared once by the kernel when first touched and never written twice.
+pub struct AlignedF64 {
+    buf: Vec<f64>,
+    start: usize,
+    len: usize,
+}
+
+impl AlignedF64 {
+    /// Values the buffer can hold without reallocating.
+    fn capacity(&self) -> usize {
+        self.buf.len() - self.start
+    }
+}
+
+impl std::ops::Deref for AlignedF64 {
+    type Target = [f64];
+    fn deref(&self) -> &[f64] {
+        &self.buf[self.start..self.start + self.len]
+    }
+}
+
+impl std::ops::DerefMut for AlignedF64 {
+    fn deref_mut(&mut self) -> &mut [f64] {
+        &mut self.buf[self.start..self.start + self.len]
+    }
+}
 
 /// `len` zeros, 64-byte aligned. Large buffers ask the kernel for transparent huge pages
 /// before they are touched: filling them then takes one page fault per 2 MiB instead of
 /// per 4 KiB, and a scan streaming them misses the TLB far less often and is not stopped
 /// by the hardware prefetchers at every 4 KiB boundary.
 pub fn aligned_zeros(len: usize) -> AlignedF64 {
-    let mut v = AlignedF64::with_capacity(64, len);
+    const PER_LINE: usize = 64 / std::mem::size_of::<f64>();
+    let mut buf = vec![0.0f64; len + PER_LINE];
+    let start = buf.as_ptr().align_offset(64).min(PER_LINE);
     #[cfg(target_os = "linux")]
     {
         const HUGE: usize = 2 << 20;
-        let bytes = len * std::mem::size_of::<f64>();
+        let bytes = buf.len() * std::mem::size_of::<f64>();
         if bytes >= 2 * HUGE {
-            let start = v.as_mut_ptr() as usize;
-            let first = start.next_multiple_of(HUGE);
-            let end = (start + bytes) / HUGE * HUGE;
+            let at = buf.as_mut_ptr() as usize;
+            let first = at.next_multiple_of(HUGE);
+            let end = (at + bytes) / HUGE * HUGE;
             if end > first {
                 // SAFETY: [first, end) lies inside this vector's own allocation, and
                 // MADV_HUGEPAGE only changes how its pages are backed, never their
@@ -46,8 +74,7 @@ pub fn aligned_zeros(len: usize) -> AlignedF64 {
             }
         }
     }
-    v.resize(len, 0.0);
-    v
+    AlignedF64 { buf, start, len }
 }
 
 /// A large aligned buffer of zeros taken from a small process-wide pool and given back on
@@ -72,8 +99,9 @@ impl Scratch {
             best.map(|i| pool.swap_remove(i))
         };
         let buffer = match pooled {
+            // Zero beyond its last length too (see `drop`): only the length changes.
             Some(mut buffer) => {
-                buffer.resize(len, 0.0);
+                buffer.len = len;
                 buffer
             }
             None => aligned_zeros(len),
