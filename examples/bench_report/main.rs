@@ -157,7 +157,7 @@ fn main() -> std::io::Result<()> {
     r.line("limits. Regenerate the whole file and its plots with one command:");
     r.line("");
     r.line("```sh");
-    r.line("benches/run            # about 45 minutes on 2 cores; benches/run --quick: a few");
+    r.line("benches/run            # about 25 minutes on 2 cores; benches/run --quick: a few");
     r.line("```");
     r.line("");
     r.line(
