@@ -233,7 +233,7 @@ impl<'a> Evaluator<'a> {
             return;
         }
         let batch = &batch.data;
-        // The query vectors of one (tile, group): every query's, side by side.
+        // One tile of the batch's query vectors (pair by pair, see `query_slot`).
         let tile_len = groups * nq * TILE_F64;
         let q_tile_of = |tile: usize| &batch[tile * tile_len..(tile + 1) * tile_len];
         let span_len = SPAN_BLOCKS.min(stored);
@@ -265,16 +265,19 @@ impl<'a> Evaluator<'a> {
                     let mut call = 0;
                     let at = |g: usize| g * CHUNK_BLOCKS * TILE_F64;
                     let slice_len = at(GROUP_SLICE);
+                    // The `len` values of the catalog from `from` on in this span, or, past
+                    // its end, the next tile's first.
+                    let ahead = |from: usize, len: usize| {
+                        if from < data.len() {
+                            &data[from..(from + len).min(data.len())]
+                        } else {
+                            &next_p[..len.min(next_p.len())]
+                        }
+                    };
                     let mut sums = vec![TileSums::default(); nq];
                     for (chunk, p) in data.chunks_exact(chunk_len).enumerate() {
                         if nq % 2 == 1 {
-                            // The next chunk, or the next tile's first.
-                            let next_at = (chunk + 1) * chunk_len;
-                            let next = if next_at < data.len() {
-                                &data[next_at..(next_at + chunk_len).min(data.len())]
-                            } else {
-                                &next_p[..chunk_len.min(next_p.len())]
-                            };
+                            let next = ahead((chunk + 1) * chunk_len, chunk_len);
                             sums[nq - 1] = self.kernel.mac_tile(
                                 &q_tile[query_slot(nq - 1, 0, nq, groups) * TILE_F64..],
                                 TILE_F64,
@@ -286,18 +289,11 @@ impl<'a> Evaluator<'a> {
                         // A slice of the groups at a time: that slice of the chunk and of every
                         // query stays in L1 while every pair of queries passes over it, and the
                         // pairs prefetch the next slice of the chunk between them.
-                        for first_group in (0..groups).step_by(GROUP_SLICE) {
-                            if pairs == 0 {
-                                break;
-                            }
+                        let slices = if pairs > 0 { groups } else { 0 };
+                        for first_group in (0..slices).step_by(GROUP_SLICE) {
                             let gs = first_group..(first_group + GROUP_SLICE).min(groups);
                             let p_slice = &p[at(gs.start)..at(gs.end)];
-                            let next_at = chunk * chunk_len + at(gs.end);
-                            let next = if next_at < data.len() {
-                                &data[next_at..(next_at + slice_len).min(data.len())]
-                            } else {
-                                &next_p[..slice_len.min(next_p.len())]
-                            };
+                            let next = ahead(chunk * chunk_len + at(gs.end), slice_len);
                             let share = next.len().div_ceil(pairs).next_multiple_of(8);
                             for (pair, two) in sums.chunks_exact_mut(2).enumerate() {
                                 let two: &mut [TileSums; 2] =

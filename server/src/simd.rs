@@ -430,12 +430,9 @@ mod avx512 {
         #[inline(always)]
         fn issue(&self, g: usize) {
             let lines = self.region.len() / 8;
-            let pf = self.region.as_ptr();
-            for line in (g * self.per_group..(g + 1) * self.per_group).take_while(|&l| l < lines) {
-                // SAFETY: line < lines keeps the address inside `region`; a prefetch is a
-                // hint that never faults.
-                unsafe { _mm_prefetch::<_MM_HINT_T1>(pf.add(line * 8) as *const i8) };
-            }
+            let from = (g * self.per_group).min(lines);
+            let to = ((g + 1) * self.per_group).min(lines);
+            super::prefetch_l2(&self.region[from * 8..to * 8]);
         }
     }
 
