@@ -31,7 +31,7 @@ fn fixture() -> &'static Fixture {
         let served = serve(&catalog, Layout::Grouped(4), 8);
         let prepared = prepare(&served);
         let query = prepared.encrypt(&random_query(64, 8, 1)).unwrap().bytes;
-        let response = served.score_encoded(&query).unwrap();
+        let response = served.score_encoded(&query).unwrap().into_vec();
         Fixture {
             served,
             prepared,

@@ -73,6 +73,17 @@ impl NegacyclicFft {
         );
     }
 
+    /// [`NegacyclicFft::backward_torus`] that transforms `fourier` in place (it is left
+    /// holding intermediate values), sparing a copy of it.
+    pub fn backward_torus_in_place(&mut self, out: &mut [u64], fourier: &mut [c64]) {
+        out.fill(0);
+        self.fft.as_view().add_backward_in_place_as_torus(
+            Polynomial::from_container(out),
+            FourierPolynomial { data: fourier },
+            self.buffers.stack(),
+        );
+    }
+
     /// Inverse transform into torus coefficients, overwriting `out`.
     pub fn backward_torus(&mut self, out: &mut [u64], fourier: &[c64]) {
         out.fill(0);

@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use blindscore_common::ProtocolError;
 
 use crate::metrics::Metrics;
-use crate::ServedCatalog;
+use crate::{ResponseMessage, ServedCatalog};
 
 /// Batching settings.
 #[derive(Clone, Copy, Debug)]
@@ -38,7 +38,7 @@ impl Default for BatchConfig {
 
 struct Job {
     query: axum::body::Bytes,
-    reply: oneshot::Sender<Result<Vec<u8>, ProtocolError>>,
+    reply: oneshot::Sender<Result<ResponseMessage, ProtocolError>>,
 }
 
 /// The queue of one version.
@@ -68,7 +68,7 @@ impl Batcher {
     }
 
     /// Queue a checked query and wait for its encoded response.
-    pub async fn submit(&self, query: axum::body::Bytes) -> Result<Vec<u8>, SubmitError> {
+    pub async fn submit(&self, query: axum::body::Bytes) -> Result<ResponseMessage, SubmitError> {
         let (reply, answer) = oneshot::channel();
         self.tx
             .try_send(Job { query, reply })

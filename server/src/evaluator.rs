@@ -11,6 +11,7 @@ use blindscore_common::wire::QueryView;
 use blindscore_common::{CatalogShape, ProtocolError};
 
 use crate::fourier_catalog::FourierCatalog;
+use crate::response::ResponseMessage;
 use crate::simd::{prefetch_l2, Kernel, Scratch, TileSums, CHUNK_BLOCKS, TILE, TILE_F64};
 
 /// Blocks scanned per span (whole chunks): bounds the accumulators at
@@ -25,6 +26,11 @@ const GROUP_SLICE: usize = 32;
 /// Blocks of one query transformed back together, so gathering their Fourier points reads
 /// one contiguous run per tile.
 const GATHER_BLOCKS: usize = 8;
+
+/// Tiles ahead that a gather requests its reads: each tile's run sits a whole tile of
+/// accumulators after the last (too far apart for the hardware prefetchers), and the
+/// accumulators of a span are too large to stay in L2.
+const GATHER_AHEAD: usize = 2;
 
 /// A batch of queries' bodies in the Fourier domain, laid out for the scan: for each tile,
 /// for each pair of queries (the last may be a single), for each group, the pair's two
@@ -173,7 +179,11 @@ impl<'a> Evaluator<'a> {
     /// (the response payload), each block packed straight into its own bytes, after
     /// `prefix` in the same buffer (a response message's leading bytes, so the payload is
     /// never copied).
-    pub fn score_batch_packed_after(&self, batch: &PreparedBatch, prefix: &[u8]) -> Vec<Vec<u8>> {
+    pub fn score_batch_packed_after(
+        &self,
+        batch: &PreparedBatch,
+        prefix: &[u8],
+    ) -> Vec<ResponseMessage> {
         let g = &self.shape.geometry;
         let width = self.shape.budget.response_bits();
         let len = self.shape.response_payload_bytes();
@@ -182,15 +192,14 @@ impl<'a> Evaluator<'a> {
             return self
                 .score_batch(batch)
                 .iter()
-                .map(|words| [prefix, &bitpack::pack(words, width)].concat())
+                .map(|words| [prefix, &bitpack::pack(words, width)].concat().into())
                 .collect();
         }
         // Each block's scores fill whole bytes of the payload.
         let per_block = g.items_per_block() * width as usize / 8;
-        let mut out: Vec<Vec<u8>> = (0..batch.len())
+        let mut out: Vec<ResponseMessage> = (0..batch.len())
             .map(|_| {
-                // Zeroed by the allocator (fresh pages need no clearing), then the prefix.
-                let mut message = vec![0u8; prefix.len() + len];
+                let mut message = ResponseMessage::zeroed(prefix.len() + len);
                 message[..prefix.len()].copy_from_slice(prefix);
                 message
             })
@@ -352,6 +361,10 @@ impl<'a> Evaluator<'a> {
                         for tile in 0..tiles {
                             let at = tile * acc_tile + (qi * span_len + first_blk) * TILE_F64;
                             let sums = &acc[at..at + run * TILE_F64];
+                            if tile + GATHER_AHEAD < tiles {
+                                let ahead = at + GATHER_AHEAD * acc_tile;
+                                prefetch_l2(&acc[ahead..ahead + run * TILE_F64]);
+                            }
                             for (b, v) in sums.chunks_exact(TILE_F64).enumerate() {
                                 let (re, im) = v.split_at(TILE);
                                 let points = &mut fourier[b * half + tile * TILE..][..TILE];
@@ -361,7 +374,10 @@ impl<'a> Evaluator<'a> {
                             }
                         }
                         for (b, chunk) in chunk.chunks_mut(per_block).enumerate() {
-                            fft.backward_torus(poly, &fourier[b * half..(b + 1) * half]);
+                            fft.backward_torus_in_place(
+                                poly,
+                                &mut fourier[b * half..(b + 1) * half],
+                            );
                             finish(first + first_blk + b, poly, chunk);
                         }
                     },

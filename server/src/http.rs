@@ -387,7 +387,7 @@ async fn score(
     match entry.batcher.submit(bytes).await {
         Ok(response) => Ok((
             [(header::CONTENT_TYPE, "application/octet-stream")],
-            response,
+            response.into_bytes(),
         )
             .into_response()),
         Err(SubmitError::Protocol(e)) => Err(e.into()),

@@ -18,6 +18,7 @@ pub mod http;
 pub mod load;
 pub mod metrics;
 pub mod registry;
+pub mod response;
 pub mod service;
 pub mod simd;
 pub mod tls;
@@ -32,6 +33,7 @@ use blindscore_common::{
 
 pub use evaluator::{Evaluator, PreparedBatch};
 pub use fourier_catalog::{FourierCatalog, Progress};
+pub use response::ResponseMessage;
 pub use simd::Kernel;
 
 /// Room for a message's header around its payload when decoding.
@@ -186,7 +188,10 @@ impl ServedCatalog {
     }
 
     /// Score several encoded queries in one pass; each gets its own result.
-    pub fn score_encoded_batch(&self, queries: &[&[u8]]) -> Vec<Result<Vec<u8>, ProtocolError>> {
+    pub fn score_encoded_batch(
+        &self,
+        queries: &[&[u8]],
+    ) -> Vec<Result<ResponseMessage, ProtocolError>> {
         let evaluator = self.evaluator();
         let checked: Vec<Result<QueryView<'_>, ProtocolError>> = queries
             .iter()
@@ -230,7 +235,7 @@ impl ServedCatalog {
     }
 
     /// Score one encoded query and encode the response.
-    pub fn score_encoded(&self, query: &[u8]) -> Result<Vec<u8>, ProtocolError> {
+    pub fn score_encoded(&self, query: &[u8]) -> Result<ResponseMessage, ProtocolError> {
         self.score_encoded_batch(&[query])
             .pop()
             .unwrap_or_else(|| Err(ProtocolError::Malformed("no query".into())))
