@@ -12,7 +12,10 @@ use blindscore_common::{CatalogShape, ProtocolError};
 
 use crate::fourier_catalog::FourierCatalog;
 use crate::response::ResponseMessage;
-use crate::simd::{prefetch_l2, Kernel, Scratch, TileSums, CHUNK_BLOCKS, TILE, TILE_F64};
+use crate::simd::{
+    copy_streaming, prefetch_l2, store_fence, Kernel, Scratch, TileSums, CHUNK_BLOCKS, TILE,
+    TILE_F64,
+};
 
 /// Blocks scanned per span (whole chunks): bounds the accumulators at
 /// `queries * SPAN_BLOCKS * N * 8` bytes (24 MiB for a batch of 16).
@@ -22,6 +25,10 @@ pub const SPAN_BLOCKS: usize = 16 * CHUNK_BLOCKS;
 /// `CHUNK_BLOCKS * GROUP_SLICE * 128` bytes (24 KiB) stays in L1 while the pairs of queries
 /// pass over it.
 const GROUP_SLICE: usize = 32;
+
+/// Groups of a pair of queries transformed by one task of the batch's preparation, so that
+/// its vectors of each tile are written as one contiguous run.
+const PREPARE_GROUPS: usize = 8;
 
 /// Blocks of one query transformed back together, so gathering their Fourier points reads
 /// one contiguous run per tile.
@@ -106,8 +113,9 @@ impl<'a> Evaluator<'a> {
         self.prepare_batch(std::slice::from_ref(query))
     }
 
-    /// Unpack and transform the bodies of a batch of queries, body by body in parallel,
-    /// each straight into its place in the scan's layout. The messages must have passed
+    /// Unpack and transform the bodies of a batch of queries, in parallel by pairs of
+    /// queries and runs of groups, each task's vectors written straight into their place in
+    /// the scan's layout (past the caches: the scan reads them tile by tile, much later). The messages must have passed
     /// [`QueryView::check`]; any that fails [`Evaluator::check`] fails the batch.
     pub fn prepare_batch(&self, queries: &[QueryView<'_>]) -> Result<PreparedBatch, ProtocolError> {
         for query in queries {
@@ -123,33 +131,56 @@ impl<'a> Evaluator<'a> {
         let body_bytes = n * width as usize / 8;
         let mut data = Scratch::take(tiles * groups * nq * TILE_F64);
         let writer = SharedSlice::new(&mut data);
-        (0..nq * groups).into_par_iter().try_for_each_init(
+        let half = n / 2;
+        // One task per pair of queries (the last may be a single) and run of groups: its
+        // vectors of each tile are one contiguous run of the layout, written at once.
+        let pairs = nq.div_ceil(2);
+        let runs = groups.div_ceil(PREPARE_GROUPS);
+        (0..pairs * runs).into_par_iter().try_for_each_init(
             || {
                 (
                     NegacyclicFft::new(n),
                     Vec::with_capacity(n),
-                    vec![c64::new(0.0, 0.0); n / 2],
+                    vec![c64::new(0.0, 0.0); 2 * PREPARE_GROUPS * half],
+                    vec![0.0; 2 * PREPARE_GROUPS * TILE_F64],
                 )
             },
-            |(fft, torus, fourier), body| {
-                let (qi, gi) = (body / groups, body % groups);
-                let bytes = &queries[qi].bodies[gi * body_bytes..(gi + 1) * body_bytes];
-                torus.clear();
-                bitpack::unpack_with(bytes, width, n, "query bodies", |w| {
-                    torus.push(word_to_torus(w, width))
-                })?;
-                fft.forward_torus(fourier, torus);
-                for (tile, points) in fourier.chunks_exact(TILE).enumerate() {
-                    let mut v = [0.0; TILE_F64];
-                    for (i, z) in points.iter().enumerate() {
-                        v[i] = z.re;
-                        v[TILE + i] = z.im;
-                    }
-                    let at = (tile * groups * nq + query_slot(qi, gi, nq, groups)) * TILE_F64;
-                    // SAFETY: each (tile, group, query) slot is written by the task of
-                    // that (query, group) alone.
-                    unsafe { writer.write(at, &v) };
+            |(fft, torus, fourier, run), task| {
+                let first = task / runs * 2;
+                let pair = if first + 1 < nq { 2 } else { 1 };
+                let gs =
+                    task % runs * PREPARE_GROUPS..((task % runs + 1) * PREPARE_GROUPS).min(groups);
+                // fourier[(group of the run, query of the pair)][point]
+                for (slot, (gi, k)) in gs
+                    .clone()
+                    .flat_map(|gi| (0..pair).map(move |k| (gi, k)))
+                    .enumerate()
+                {
+                    let bytes = &queries[first + k].bodies[gi * body_bytes..(gi + 1) * body_bytes];
+                    torus.clear();
+                    bitpack::unpack_with(bytes, width, n, "query bodies", |w| {
+                        torus.push(word_to_torus(w, width))
+                    })?;
+                    fft.forward_torus(&mut fourier[slot * half..(slot + 1) * half], torus);
                 }
+                let vectors = gs.len() * pair;
+                let run = &mut run[..vectors * TILE_F64];
+                for tile in 0..tiles {
+                    for (slot, v) in run.chunks_exact_mut(TILE_F64).enumerate() {
+                        let points = &fourier[slot * half + tile * TILE..][..TILE];
+                        let (re, im) = v.split_at_mut(TILE);
+                        for (i, z) in points.iter().enumerate() {
+                            re[i] = z.re;
+                            im[i] = z.im;
+                        }
+                    }
+                    let at =
+                        (tile * groups * nq + query_slot(first, gs.start, nq, groups)) * TILE_F64;
+                    // SAFETY: the slots of these queries and groups in each tile are one run
+                    // (see `query_slot`), written by this task alone.
+                    unsafe { writer.write(at, run) };
+                }
+                store_fence();
                 Ok(())
             },
         )?;
@@ -402,19 +433,20 @@ fn query_slot(qi: usize, gi: usize, nq: usize, groups: usize) -> usize {
     first * groups + gi * width + qi % 2
 }
 
-/// A slice that parallel tasks write in disjoint places chosen at run time.
-struct SharedSlice<'a, T> {
-    ptr: *mut T,
+/// A slice of f64 that parallel tasks write in disjoint places chosen at run time, past the
+/// caches where they can (see [`copy_streaming`]).
+struct SharedSlice<'a> {
+    ptr: *mut f64,
     len: usize,
-    _slice: std::marker::PhantomData<&'a mut [T]>,
+    _slice: std::marker::PhantomData<&'a mut [f64]>,
 }
 
 // SAFETY: a `SharedSlice` only hands out writes through `write`, whose callers guarantee
 // that no two of them touch the same element.
-unsafe impl<T: Send> Sync for SharedSlice<'_, T> {}
+unsafe impl Sync for SharedSlice<'_> {}
 
-impl<'a, T: Copy> SharedSlice<'a, T> {
-    fn new(slice: &'a mut [T]) -> Self {
+impl<'a> SharedSlice<'a> {
+    fn new(slice: &'a mut [f64]) -> Self {
         SharedSlice {
             ptr: slice.as_mut_ptr(),
             len: slice.len(),
@@ -422,14 +454,15 @@ impl<'a, T: Copy> SharedSlice<'a, T> {
         }
     }
 
-    /// Copy `values` to `at..at + values.len()`.
+    /// Copy `values` to `at..at + values.len()`. The writing thread must call
+    /// [`store_fence`] before it signals that it is done.
     ///
     /// # Safety
     /// No other write may touch those elements concurrently.
-    unsafe fn write(&self, at: usize, values: &[T]) {
+    unsafe fn write(&self, at: usize, values: &[f64]) {
         assert!(at + values.len() <= self.len, "write out of bounds");
         // SAFETY: in bounds (checked above); exclusive by the caller's guarantee; the
         // borrow held by `self` keeps the slice alive and otherwise untouched.
-        unsafe { std::ptr::copy_nonoverlapping(values.as_ptr(), self.ptr.add(at), values.len()) };
+        unsafe { copy_streaming(self.ptr.add(at), values) };
     }
 }
