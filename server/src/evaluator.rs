@@ -239,9 +239,12 @@ impl<'a> Evaluator<'a> {
         self.scan(batch, &mut slices, per_block, |block, poly, bytes| {
             let items = g.items_in_block(block);
             if g.b == 1 {
-                // Every coefficient is a score: a plain run the packer takes fastest.
-                let words = poly[..items].iter().map(|&c| torus_to_word(c, width));
-                bitpack::pack_into(words, width, bytes);
+                // Every coefficient is a score: rounded in place (a loop the compiler
+                // vectorises), then packed as a plain run, which the packer takes fastest.
+                for c in poly[..items].iter_mut() {
+                    *c = torus_to_word(*c, width);
+                }
+                bitpack::pack_into(poly[..items].iter().copied(), width, bytes);
             } else {
                 let words = (0..items).map(|t| torus_to_word(poly[g.score_coefficient(t)], width));
                 bitpack::pack_into(words, width, bytes);
@@ -252,13 +255,13 @@ impl<'a> Evaluator<'a> {
 
     /// The scan: `out[q]` is cut into one chunk of `per_block` elements per block (the last
     /// may be shorter), and `finish(block, poly, chunk)` turns each block's inverse
-    /// transform into its chunk.
+    /// transform into its chunk (and may overwrite the transform).
     fn scan<T: Send>(
         &self,
         batch: &PreparedBatch,
         out: &mut [&mut [T]],
         per_block: usize,
-        finish: impl Fn(usize, &[u64], &mut [T]) + Sync,
+        finish: impl Fn(usize, &mut [u64], &mut [T]) + Sync,
     ) {
         let g = &self.shape.geometry;
         let n = g.n;
