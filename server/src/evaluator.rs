@@ -17,9 +17,18 @@ use crate::simd::{
     TILE_F64,
 };
 
-/// Blocks scanned per span (whole chunks): bounds the accumulators at
-/// `queries * SPAN_BLOCKS * N * 8` bytes (24 MiB for a batch of 16).
-pub const SPAN_BLOCKS: usize = 16 * CHUNK_BLOCKS;
+/// Blocks scanned per span (whole chunks) for a batch of `queries`. A span's accumulators
+/// take `queries * span * N * 8` bytes, and each span reads the batch's query vectors
+/// again. One query's accumulators stay within L2 at 16 chunks (1.5 MiB at N = 2048); a
+/// batch's never do, so a batch takes spans twice as long and reads its queries half as
+/// often (48 MiB of accumulators for 16 queries).
+pub fn span_blocks(queries: usize) -> usize {
+    if queries > 1 {
+        32 * CHUNK_BLOCKS
+    } else {
+        16 * CHUNK_BLOCKS
+    }
+}
 
 /// Groups (query ciphertexts) taken at a time by the batch kernel: a chunk's slice of
 /// `CHUNK_BLOCKS * GROUP_SLICE * 128` bytes (24 KiB) stays in L1 while the pairs of queries
@@ -189,9 +198,9 @@ impl<'a> Evaluator<'a> {
 
     /// Score a batch of queries in one pass over the catalog: each catalog tile is read
     /// from memory once for all of them. The blocks are taken in spans of
-    /// [`SPAN_BLOCKS`], each scanned in parallel over tiles (the batch's query tiles stay in
+    /// [`span_blocks`], each scanned in parallel over tiles (the batch's query tiles stay in
     /// cache for the whole span) and then inverse-transformed in parallel over blocks, so
-    /// the accumulators stay bounded whatever the catalog's size (see [`SPAN_BLOCKS`]).
+    /// the accumulators stay bounded whatever the catalog's size (see [`span_blocks`]).
     /// Returns each query's response words, one per item.
     pub fn score_batch(&self, batch: &PreparedBatch) -> Vec<Vec<u64>> {
         let g = &self.shape.geometry;
@@ -279,12 +288,13 @@ impl<'a> Evaluator<'a> {
         // One tile of the batch's query vectors (pair by pair, see `query_slot`).
         let tile_len = groups * nq * TILE_F64;
         let q_tile_of = |tile: usize| &batch[tile * tile_len..(tile + 1) * tile_len];
-        let span_len = SPAN_BLOCKS.min(stored);
+        let span_blocks = span_blocks(nq);
+        let span_len = span_blocks.min(stored);
         // acc[tile][query][block of the span][8 re, 8 im]: each tile's results in one run.
         let acc_tile = nq * span_len * TILE_F64;
         let mut acc = Scratch::take(tiles * acc_tile);
-        for first in (0..stored).step_by(SPAN_BLOCKS) {
-            let span = SPAN_BLOCKS.min(stored - first);
+        for first in (0..stored).step_by(span_blocks) {
+            let span = span_blocks.min(stored - first);
             let span_of = |tile: usize| {
                 let len = groups * TILE_F64;
                 &self.catalog.tile(tile)[first * len..(first + span) * len]
