@@ -7,6 +7,7 @@ mod common;
 use blindscore_common::catalog::max_dimension;
 use blindscore_common::params::DEFAULT_PARAMS;
 use blindscore_common::{Layout, QuantizedCatalog};
+use blindscore_server::evaluator::span_blocks;
 use common::*;
 use proptest::prelude::*;
 
@@ -126,15 +127,16 @@ fn narrow_scores_with_a_last_block_one_item_short() {
     }
 }
 
-/// Batched passes: pairs of queries and an odd one out, several spans of blocks (more than
-/// the server's span of 96), and a number of groups that is not a multiple of the kernel's
-/// slice of 32; every query of the batch is exact, in both layouts.
+/// Batched passes: pairs of queries and an odd one out, more than one span of blocks (the
+/// last a part span), and a number of groups that is not a multiple of the kernel's slice
+/// of 32; every query of the batch is exact, in both layouts.
 #[test]
 fn batched_passes_are_exact_for_every_query() {
-    for (layout, items, d) in [
-        (Layout::Column, 200_001, 40),
-        (Layout::Grouped(4), 50_003, 150),
-    ] {
+    let n = DEFAULT_PARAMS.polynomial_size.0;
+    // One span and a few blocks more, the last block short.
+    let blocks = span_blocks(2) + 5;
+    for (layout, d) in [(Layout::Column, 40), (Layout::Grouped(4), 150)] {
+        let items = blocks * n / layout.group_size() - 3;
         let catalog = random_catalog(items, d, 8, 31);
         let served = serve(&catalog, layout, 8);
         let prepared = prepare(&served);
