@@ -126,7 +126,7 @@ impl std::ops::DerefMut for Scratch {
 impl Drop for Scratch {
     fn drop(&mut self) {
         if let Some(mut buffer) = self.0.take() {
-            buffer.fill(0.0);
+            zero_streaming(&mut buffer);
             let mut pool = SCRATCH_POOL.lock().unwrap_or_else(|e| e.into_inner());
             pool.push(buffer);
             if pool.len() > SCRATCH_KEPT {
@@ -171,6 +171,26 @@ pub unsafe fn copy_streaming(dst: *mut f64, values: &[f64]) {
     }
     // SAFETY: the caller's guarantees.
     unsafe { std::ptr::copy_nonoverlapping(values.as_ptr(), dst, values.len()) };
+}
+
+/// Overwrite `data` with zeros, past the caches where it can (see [`copy_streaming`]): a
+/// large buffer cleared for reuse need not be read in first.
+pub fn zero_streaming(data: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    if avx512_detected() {
+        let head = data.as_ptr().align_offset(64).min(data.len());
+        let (head, rest) = data.split_at_mut(head);
+        head.fill(0.0);
+        let lines = rest.len() / 8 * 8;
+        let (lines, tail) = rest.split_at_mut(lines);
+        // SAFETY: AVX-512F was detected; `lines` starts on a 64-byte boundary and holds
+        // whole lines.
+        unsafe { avx512::zero_streaming(lines) };
+        tail.fill(0.0);
+        store_fence();
+        return;
+    }
+    data.fill(0.0);
 }
 
 /// Order this thread's streaming stores before its later stores (those that tell other
@@ -454,6 +474,18 @@ mod avx512 {
         }
     }
 
+    /// # Safety
+    /// The CPU must support AVX-512F; `data` starts on a 64-byte boundary and its length
+    /// is a multiple of 8.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn zero_streaming(data: &mut [f64]) {
+        let zero = _mm512_setzero_pd();
+        for line in data.chunks_exact_mut(8) {
+            // SAFETY: each line is 8 values inside `data`, 64-byte aligned.
+            unsafe { _mm512_stream_pd(line.as_mut_ptr(), zero) };
+        }
+    }
+
     /// The cache lines of a region, prefetched into L2 a share per group of the loop.
     struct Prefetches<'a> {
         region: &'a [f64],
@@ -696,6 +728,17 @@ mod tests {
             store_fence();
             assert_eq!(&out[at..at + len], &values[..len]);
             assert!(out[..at].iter().chain(&out[at + len..]).all(|&v| v == 0.0));
+        }
+    }
+
+    #[test]
+    fn streaming_zeros_clear_exactly_their_slice() {
+        for (from, to) in [(0, 128), (3, 120), (8, 13), (5, 6)] {
+            let mut data = aligned_zeros(128);
+            data.fill(2.5);
+            zero_streaming(&mut data[from..to]);
+            assert!(data[from..to].iter().all(|&v| v == 0.0));
+            assert!(data[..from].iter().chain(&data[to..]).all(|&v| v == 2.5));
         }
     }
 
