@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use blindscore_common::params::DEFAULT_PARAMS;
 use blindscore_common::{Layout, LayoutChoice, QuantizedCatalog};
-use blindscore_server::simd::{probe, PlaintextCatalog};
+use blindscore_server::simd::{
+    aligned_zeros, probe, Kernel, PlaintextCatalog, TileSums, CHUNK_BLOCKS, TILE, TILE_F64,
+};
 use blindscore_server::{CatalogSource, ServedCatalog};
 use criterion::{Criterion, SamplingMode};
 use rayon::prelude::*;
@@ -149,6 +151,38 @@ impl Limits {
     pub fn to_json(self) -> Value {
         json!({ "bandwidth_bytes_per_s": self.bandwidth, "fma_per_s": self.fma_rate })
     }
+}
+
+/// f64 FMAs per second of the batch kernel (two queries against a chunk of blocks) on
+/// data that stays in L1: the most the kernel can do on this core, whatever memory does.
+pub fn batch_kernel_rate() -> f64 {
+    let groups = 32;
+    // Aligned to cache lines, as the catalog and the batch are.
+    let mut p = aligned_zeros(CHUNK_BLOCKS * groups * TILE_F64);
+    let mut q = aligned_zeros(groups * 2 * TILE_F64);
+    for (i, v) in p.iter_mut().enumerate() {
+        *v = (i % 7) as f64 * 1e-3;
+    }
+    for (i, v) in q.iter_mut().enumerate() {
+        *v = (i % 5) as f64 * 1e-3;
+    }
+    let kernel = Kernel::detect();
+    let mut sums = [TileSums::default(); 2];
+    let calls = 200_000;
+    let mut best = f64::MAX;
+    for _ in 0..5 {
+        let t = Instant::now();
+        for _ in 0..calls {
+            kernel.mac_tile_pair(std::hint::black_box(&q), 2 * TILE_F64, &p, &mut sums, &[]);
+        }
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    std::hint::black_box(&sums);
+    // Per group: 2 queries x CHUNK_BLOCKS blocks x 4 FMAs on TILE points.
+    let fmas = calls as f64 * groups as f64 * (2 * CHUNK_BLOCKS * 4 * TILE) as f64;
+    let rate = fmas / best;
+    eprintln!("batch kernel on data in L1: {:.1} G f64 FMA/s", rate / 1e9);
+    rate
 }
 
 /// Criterion for slow, noisy measurements: ten samples of equal size.
