@@ -121,7 +121,9 @@ pub struct Limits {
 impl Limits {
     pub fn measure() -> Self {
         eprintln!("measuring this machine's memory bandwidth and FMA rate ...");
-        let buffer = vec![1.0f64; 1 << 27]; // 1 GiB, far beyond every cache
+        // 1 GiB, far beyond every cache, aligned to cache lines as the catalog is.
+        let mut buffer = aligned_zeros(1 << 27);
+        buffer.fill(1.0);
         let mut best = f64::MAX;
         for _ in 0..5 {
             let t = Instant::now();
