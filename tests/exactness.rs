@@ -134,7 +134,7 @@ fn narrow_scores_with_a_last_block_one_item_short() {
 fn batched_passes_are_exact_for_every_query() {
     let n = DEFAULT_PARAMS.polynomial_size.0;
     // One span and a few blocks more, the last block short.
-    let blocks = span_blocks(2) + 5;
+    let blocks = span_blocks(2, n) + 5;
     for (layout, d) in [(Layout::Column, 40), (Layout::Grouped(4), 150)] {
         let items = blocks * n / layout.group_size() - 3;
         let catalog = random_catalog(items, d, 8, 31);

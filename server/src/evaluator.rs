@@ -17,17 +17,16 @@ use crate::simd::{
     TILE_F64,
 };
 
-/// Blocks scanned per span (whole chunks) for a batch of `queries`. A span's accumulators
-/// take `queries * span * N * 8` bytes, and each span reads the batch's query vectors
-/// again. One query's accumulators stay within L2 at 16 chunks (1.5 MiB at N = 2048); a
-/// batch's never do, so a batch takes spans twice as long and reads its queries half as
-/// often (48 MiB of accumulators for 16 queries).
-pub fn span_blocks(queries: usize) -> usize {
-    if queries > 1 {
-        32 * CHUNK_BLOCKS
-    } else {
-        16 * CHUNK_BLOCKS
-    }
+/// Blocks scanned per span (whole chunks) for a batch of `queries` at polynomial size `n`.
+/// A span's accumulators take `queries * span * n * 8` bytes. Each span reads the batch's
+/// query vectors again and hops once more from tile to tile, so a span is at least 32
+/// chunks (48 MiB of accumulators for 16 queries at N = 2048), and longer while its
+/// accumulators fit in 8 MiB, where they stay in cache until transformed back (one query
+/// scans a 1M-item catalog in a single span).
+pub fn span_blocks(queries: usize, n: usize) -> usize {
+    const CACHED_BYTES: usize = 8 << 20;
+    let cached = CACHED_BYTES / (queries.max(1) * n * 8) / CHUNK_BLOCKS;
+    cached.max(32) * CHUNK_BLOCKS
 }
 
 /// Groups (query ciphertexts) taken at a time by the batch kernel: a chunk's slice of
@@ -288,7 +287,7 @@ impl<'a> Evaluator<'a> {
         // One tile of the batch's query vectors (pair by pair, see `query_slot`).
         let tile_len = groups * nq * TILE_F64;
         let q_tile_of = |tile: usize| &batch[tile * tile_len..(tile + 1) * tile_len];
-        let span_blocks = span_blocks(nq);
+        let span_blocks = span_blocks(nq, n);
         let span_len = span_blocks.min(stored);
         // acc[tile][query][block of the span][8 re, 8 im]: each tile's results in one run.
         let acc_tile = nq * span_len * TILE_F64;
