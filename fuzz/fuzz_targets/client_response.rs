@@ -12,7 +12,7 @@ fuzz_target!(
             let f = fixture();
             let query = f.prepared.encrypt(&QUERY).expect("encrypt");
             let response = f.served.score_encoded(&query.bytes).expect("score");
-            vec![response, Vec::new()]
+            vec![response.into_vec(), Vec::new()]
         });
     },
     |data: &[u8]| {
