@@ -123,8 +123,9 @@ impl<'a> Evaluator<'a> {
 
     /// Unpack and transform the bodies of a batch of queries, in parallel by pairs of
     /// queries and runs of groups, each task's vectors written straight into their place in
-    /// the scan's layout (past the caches: the scan reads them tile by tile, much later). The messages must have passed
-    /// [`QueryView::check`]; any that fails [`Evaluator::check`] fails the batch.
+    /// the scan's layout (past the caches: the scan reads them tile by tile, much later).
+    /// The messages must have passed [`QueryView::check`]; any that fails
+    /// [`Evaluator::check`] fails the batch.
     pub fn prepare_batch(&self, queries: &[QueryView<'_>]) -> Result<PreparedBatch, ProtocolError> {
         for query in queries {
             self.check(query)?;
@@ -155,7 +156,7 @@ impl<'a> Evaluator<'a> {
             },
             |(fft, torus, fourier, run), task| {
                 let first = task / runs * 2;
-                let pair = if first + 1 < nq { 2 } else { 1 };
+                let pair = pair_width(first, nq);
                 let gs =
                     task % runs * PREPARE_GROUPS..((task % runs + 1) * PREPARE_GROUPS).min(groups);
                 // fourier[(group of the run, query of the pair)][point]
@@ -441,8 +442,17 @@ impl<'a> Evaluator<'a> {
 /// vectors: queries in pairs (a last odd one alone), each pair group by group.
 fn query_slot(qi: usize, gi: usize, nq: usize, groups: usize) -> usize {
     let first = qi / 2 * 2;
-    let width = if first + 1 < nq { 2 } else { 1 };
-    first * groups + gi * width + qi % 2
+    first * groups + gi * pair_width(first, nq) + qi % 2
+}
+
+/// Queries in the pair that starts at query `first` of a batch of `nq`: 2, or 1 for a last
+/// odd one.
+fn pair_width(first: usize, nq: usize) -> usize {
+    if first + 1 < nq {
+        2
+    } else {
+        1
+    }
 }
 
 /// A slice of f64 that parallel tasks write in disjoint places chosen at run time, past the
