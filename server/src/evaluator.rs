@@ -13,8 +13,8 @@ use blindscore_common::{CatalogShape, ProtocolError};
 use crate::fourier_catalog::FourierCatalog;
 use crate::response::ResponseMessage;
 use crate::simd::{
-    copy_streaming, prefetch_l2, store_fence, Kernel, Scratch, TileSums, CHUNK_BLOCKS, TILE,
-    TILE_F64,
+    copy_streaming, prefetch_l2, store_fence, write_streaming, Kernel, Scratch, TileSums,
+    CHUNK_BLOCKS, TILE, TILE_F64,
 };
 
 /// Blocks scanned per span (whole chunks) for a batch of `queries` at polynomial size `n`.
@@ -365,14 +365,18 @@ impl<'a> Evaluator<'a> {
                                 );
                             }
                         }
+                        // Streaming stores: a store that missed would hold up the catalog's
+                        // stream while its line is read in (at 1M x 128, one query 3% and a
+                        // batch of 16 about 7% faster than plain stores).
                         for (qi, s) in sums.iter().enumerate() {
                             for blk in 0..CHUNK_BLOCKS {
                                 let at = (qi * span_len + chunk * CHUNK_BLOCKS + blk) * TILE_F64;
-                                acc[at..at + TILE].copy_from_slice(&s.re[blk]);
-                                acc[at + TILE..at + TILE_F64].copy_from_slice(&s.im[blk]);
+                                write_streaming(&mut acc[at..at + TILE], &s.re[blk]);
+                                write_streaming(&mut acc[at + TILE..at + TILE_F64], &s.im[blk]);
                             }
                         }
                     }
+                    store_fence();
                 });
             let real = blocks.min(first + span) - first;
             let acc = &*acc;

@@ -173,6 +173,14 @@ pub unsafe fn copy_streaming(dst: *mut f64, values: &[f64]) {
     unsafe { std::ptr::copy_nonoverlapping(values.as_ptr(), dst, values.len()) };
 }
 
+/// [`copy_streaming`] into a slice of the same length.
+#[inline]
+pub fn write_streaming(dst: &mut [f64], values: &[f64]) {
+    assert_eq!(dst.len(), values.len());
+    // SAFETY: `dst` is a distinct (mutably borrowed) slice of exactly `values.len()`.
+    unsafe { copy_streaming(dst.as_mut_ptr(), values) };
+}
+
 /// Overwrite `data` with zeros, past the caches where it can (see [`copy_streaming`]): a
 /// large buffer cleared for reuse need not be read in first.
 pub fn zero_streaming(data: &mut [f64]) {
@@ -243,10 +251,10 @@ impl Kernel {
     /// `p`: a run of groups of the chunk's tile, `CHUNK_BLOCKS` vectors per group. `q`: the
     /// query's vectors of the same groups, [`TILE_F64`] values each, `stride` values apart
     /// (a batch lays its queries out in pairs).
-    /// The cache lines of `prefetch` (what the next call reads) are requested along the
-    /// way, so memory streams while this runs.
+    /// Cache lines are requested a fixed distance ahead of the loads, past the end of `p`
+    /// into `next` (what the next call reads), so memory streams while this runs.
     #[inline]
-    pub fn mac_tile(self, q: &[f64], stride: usize, p: &[f64], prefetch: &[f64]) -> TileSums {
+    pub fn mac_tile(self, q: &[f64], stride: usize, p: &[f64], next: &[f64]) -> TileSums {
         let groups = p.len() / (CHUNK_BLOCKS * TILE_F64);
         assert_eq!(p.len(), CHUNK_BLOCKS * groups * TILE_F64);
         assert!(stride >= TILE_F64 && q.len() >= query_span(groups, stride, 1));
@@ -255,10 +263,10 @@ impl Kernel {
             Kernel::Avx512 if avx512_detected() => {
                 // SAFETY: AVX-512F was detected just now (a cached check), and the slice
                 // lengths were checked above.
-                unsafe { avx512::mac_tile(q, stride, p, groups, prefetch) }
+                unsafe { avx512::mac_tile(q, stride, p, groups, next) }
             }
             _ => {
-                let _ = prefetch;
+                let _ = next;
                 let mut sums = TileSums::default();
                 portable_accumulate(q, stride, p, &mut sums);
                 sums
@@ -353,7 +361,7 @@ mod avx512 {
         stride: usize,
         p: &[f64],
         groups: usize,
-        prefetch: &[f64],
+        next: &[f64],
     ) -> TileSums {
         let zero = _mm512_setzero_pd();
         // Per block: re = a - b, im = c + d, each term its own FMA chain.
@@ -363,16 +371,17 @@ mod avx512 {
         let mut im_d = [zero; CHUNK_BLOCKS];
         let qp = q.as_ptr();
         let pp = p.as_ptr();
-        let prefetches = Prefetches::new(prefetch, groups);
+        let ahead = Ahead { p, next };
         for g in 0..groups {
-            prefetches.issue(g);
             // SAFETY: g < groups, so every offset below stays inside the slices whose
             // lengths the caller guarantees.
             unsafe {
                 let q_re = _mm512_loadu_pd(qp.add(g * stride));
                 let q_im = _mm512_loadu_pd(qp.add(g * stride + TILE));
                 for blk in 0..CHUNK_BLOCKS {
-                    let base = pp.add((g * CHUNK_BLOCKS + blk) * TILE_F64);
+                    let at = (g * CHUNK_BLOCKS + blk) * TILE_F64;
+                    ahead.issue(at);
+                    let base = pp.add(at);
                     let p_re = _mm512_loadu_pd(base);
                     let p_im = _mm512_loadu_pd(base.add(TILE));
                     re_a[blk] = _mm512_fmadd_pd(q_re, p_re, re_a[blk]);
@@ -483,6 +492,38 @@ mod avx512 {
         for line in data.chunks_exact_mut(8) {
             // SAFETY: each line is 8 values inside `data`, 64-byte aligned.
             unsafe { _mm512_stream_pd(line.as_mut_ptr(), zero) };
+        }
+    }
+
+    /// Requests, for the vector a loop loads at offset `at` of `p`, the lines `AHEAD` values
+    /// further on: in `p`, or past its end in `next`. One request per line read, each
+    /// right beside the load it runs ahead of. A 1 GiB stream read this way comes in as fast
+    /// as a plain sequential read: 18.5 GB/s, against 17.5 with the same requests issued
+    /// together at the start of each group and 13.7 with none (one query at 1M x 128: 2%).
+    struct Ahead<'a> {
+        p: &'a [f64],
+        next: &'a [f64],
+    }
+
+    impl Ahead<'_> {
+        /// Values ahead (2 KiB); at 8 KiB or more the same stream reads at 16 GB/s.
+        const AHEAD: usize = 256;
+
+        #[inline(always)]
+        fn issue(&self, at: usize) {
+            let to = at + Self::AHEAD;
+            let line = if to < self.p.len() {
+                self.p.as_ptr().wrapping_add(to)
+            } else if to - self.p.len() + TILE_F64 <= self.next.len() {
+                self.next.as_ptr().wrapping_add(to - self.p.len())
+            } else {
+                return;
+            };
+            for half in [0, TILE] {
+                // SAFETY: a prefetch is a hint that never faults; this address is inside
+                // `p` or `next` anyway.
+                unsafe { _mm_prefetch::<_MM_HINT_T1>(line.wrapping_add(half) as *const i8) };
+            }
         }
     }
 
