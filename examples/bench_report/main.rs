@@ -1,10 +1,12 @@
 //! Writes `BENCHMARKS.md` and its plots from the figures the benchmarks left in
 //! `target/blindscore-bench/`. Run by `benches/run` after the benchmarks; on its own:
-//! `cargo run --release --example bench_report`.
+//! `cargo run --release --example bench_report`. They are written into the repository, or
+//! into the directory `BLINDSCORE_REPORT_DIR` names (CI's quick run writes to a scratch
+//! directory, leaving the committed report alone).
 
 mod plot;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use plot::{Line, Series};
 use serde_json::Value;
@@ -123,7 +125,9 @@ impl Report {
 }
 
 fn main() -> std::io::Result<()> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = std::env::var_os("BLINDSCORE_REPORT_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
     let scoring = load("scoring");
     let clients: Vec<Value> = ["client_avx512", "client_portable"]
         .into_iter()
@@ -222,8 +226,10 @@ fn main() -> std::io::Result<()> {
         std::fs::write(dir.join(name), svg)?;
     }
     eprintln!(
-        "wrote BENCHMARKS.md and {} plots in docs/benchmarks/",
-        r.plots.len()
+        "wrote {} and {} plots in {}",
+        root.join("BENCHMARKS.md").display(),
+        r.plots.len(),
+        dir.display()
     );
     Ok(())
 }
