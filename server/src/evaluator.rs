@@ -21,8 +21,8 @@ use crate::simd::{
 /// A span's accumulators take `queries * span * n * 8` bytes. Each span reads the batch's
 /// query vectors again and hops once more from tile to tile, so a span is at least 32
 /// chunks (48 MiB of accumulators for 16 queries at N = 2048), and longer while its
-/// accumulators fit in 8 MiB, where they stay in cache until transformed back (one query
-/// scans a 1M-item catalog in a single span).
+/// accumulators take at most 8 MiB (one query scans a 1M-item catalog in a single span,
+/// reading its query vectors once).
 pub fn span_blocks(queries: usize, n: usize) -> usize {
     const CACHED_BYTES: usize = 8 << 20;
     let cached = CACHED_BYTES / (queries.max(1) * n * 8) / CHUNK_BLOCKS;
