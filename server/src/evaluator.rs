@@ -245,15 +245,12 @@ impl<'a> Evaluator<'a> {
             })
             .collect();
         let mut slices: Vec<&mut [u8]> = out.iter_mut().map(|v| &mut v[prefix.len()..]).collect();
+        let kernel = self.kernel;
         self.scan(batch, &mut slices, per_block, |block, poly, bytes| {
             let items = g.items_in_block(block);
             if g.b == 1 {
-                // Every coefficient is a score: rounded in place (a loop the compiler
-                // vectorises), then packed as a plain run, which the packer takes fastest.
-                for c in poly[..items].iter_mut() {
-                    *c = torus_to_word(*c, width);
-                }
-                bitpack::pack_into(poly[..items].iter().copied(), width, bytes);
+                // Every coefficient is a score: rounded and packed in one pass.
+                kernel.pack_rounded(&poly[..items], width, bytes);
             } else {
                 let words = (0..items).map(|t| torus_to_word(poly[g.score_coefficient(t)], width));
                 bitpack::pack_into(words, width, bytes);

@@ -10,6 +10,9 @@
 //! the raw f64 results may differ in the last bits (FMA rounds once), never the decrypted
 //! scores.
 
+use blindscore_common::bitpack;
+use blindscore_common::encoding::torus_to_word;
+
 /// Fourier points per tile.
 pub const TILE: usize = 8;
 /// Blocks scanned together per chunk: 6 keeps a pair of queries' 24 accumulators, their
@@ -307,6 +310,38 @@ impl Kernel {
             }
         }
     }
+
+    /// Round top-aligned torus values to their top `width` bits and pack the words, least
+    /// significant bit first: the bytes of [`bitpack::pack_into`] over
+    /// [`torus_to_word`]s, in one pass. `out` must be exactly
+    /// [`packed_len`](blindscore_common::layout::packed_len) of `torus.len()` words long.
+    /// The AVX-512 version packs each run of 8 words (`width` bytes) in registers, for
+    /// widths up to 32 bits (a response word is about 24).
+    pub fn pack_rounded(self, torus: &[u64], width: u32, out: &mut [u8]) {
+        let mut done = 0;
+        #[cfg(target_arch = "x86_64")]
+        if self == Kernel::Avx512 && width <= 32 && avx512bw_detected() {
+            done = torus.len() / 8 * 8;
+            let bytes = done / 8 * width as usize;
+            assert!(
+                width >= 1 && out.len() >= bytes,
+                "pack_rounded: output too short"
+            );
+            // SAFETY: AVX-512F and BW were detected; `out` holds the `width` bytes of each
+            // of the `done / 8` runs (checked above).
+            unsafe { avx512::pack_rounded(&torus[..done], width, &mut out[..bytes]) };
+        }
+        let rest = (done / 8 * width as usize).min(out.len());
+        let words = torus[done..].iter().map(|&t| torus_to_word(t, width));
+        bitpack::pack_into(words, width, &mut out[rest..]);
+    }
+}
+
+/// Whether this CPU has AVX-512F and BW (byte-masked stores).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn avx512bw_detected() -> bool {
+    avx512_detected() && std::arch::is_x86_feature_detected!("avx512bw")
 }
 
 /// Whether this CPU has AVX-512F (`is_x86_feature_detected!` caches its answer). Checked
@@ -351,6 +386,84 @@ fn portable_accumulate(q: &[f64], stride: usize, p: &[f64], sums: &mut TileSums)
 mod avx512 {
     use super::{TileSums, CHUNK_BLOCKS, TILE, TILE_F64};
     use std::arch::x86_64::*;
+
+    /// Eight u64 lanes from an array, lane 0 first.
+    #[inline(always)]
+    fn lanes(values: [i64; 8]) -> __m512i {
+        // SAFETY: an unaligned load of exactly the array's 64 bytes.
+        unsafe { _mm512_loadu_si512(values.as_ptr() as *const _) }
+    }
+
+    /// # Safety
+    /// The CPU must support AVX-512F and BW; `1 <= width <= 32`; `torus` holds whole runs
+    /// of 8 values and `out` exactly `width` bytes for each.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub unsafe fn pack_rounded(torus: &[u64], width: u32, out: &mut [u8]) {
+        debug_assert!((1..=32).contains(&width));
+        debug_assert!(
+            torus.len().is_multiple_of(8) && out.len() == torus.len() / 8 * width as usize
+        );
+        let w = width as i64;
+        // Rounding: add half of the dropped part, keep the top `width` bits.
+        let half = _mm512_set1_epi64(1 << (63 - w));
+        let down = lanes([64 - w; 8]);
+        // Each odd word beside its even one: 4 pairs of 2w <= 64 bits, in lanes 0, 2, 4, 6.
+        let odd = lanes([0, w, 0, w, 0, w, 0, w]);
+        // Each second pair beside its first: 2 quads of 4w <= 128 bits, in lanes 0-1 and
+        // 4-5. (A shift by 64 or more gives zero, which clears the lanes not wanted.)
+        let second = lanes([2, 2, 0, 0, 6, 6, 0, 0]);
+        let second_lo = lanes([2 * w, 64, 64, 64, 2 * w, 64, 64, 64]);
+        let second_hi = lanes([64, 64 - 2 * w, 64, 64, 64, 64 - 2 * w, 64, 64]);
+        // The second quad 4w bits up, over lanes 0-3: its lanes move up by whole words
+        // (`t`), then the rest of the shift (`r`) carries bits from each word to the next.
+        let (t, r) = ((4 * w / 64) as usize, 4 * w % 64);
+        let mut up_idx = [0i64; 8];
+        let (mut up_mask, mut carry_mask) = (0u8, 0u8);
+        let mut carry_idx = [0i64; 8];
+        for i in 0..4 {
+            if (t..t + 2).contains(&i) {
+                up_idx[i] = (4 + i - t) as i64;
+                up_mask |= 1 << i;
+            }
+            if (t + 1..t + 3).contains(&i) {
+                carry_idx[i] = (4 + i - t - 1) as i64;
+                carry_mask |= 1 << i;
+            }
+        }
+        let (up_idx, carry_idx) = (lanes(up_idx), lanes(carry_idx));
+        let (up_shift, carry_shift) = (lanes([r; 8]), lanes([64 - r; 8]));
+        let store_mask: __mmask64 = (1u64 << width) - 1;
+        for (run, dst) in torus
+            .chunks_exact(8)
+            .zip(out.chunks_exact_mut(width as usize))
+        {
+            // SAFETY: `run` is 8 values; the store writes the `width` bytes of `dst`.
+            unsafe {
+                let v = _mm512_loadu_si512(run.as_ptr() as *const _);
+                let v = _mm512_srlv_epi64(_mm512_add_epi64(v, half), down);
+                let v = _mm512_sllv_epi64(v, odd);
+                let pairs = _mm512_or_si512(v, _mm512_bsrli_epi128::<8>(v));
+                let x = _mm512_permutexvar_epi64(second, pairs);
+                let quads = _mm512_or_si512(
+                    _mm512_maskz_mov_epi64(0x11, pairs),
+                    _mm512_or_si512(
+                        _mm512_sllv_epi64(x, second_lo),
+                        _mm512_srlv_epi64(x, second_hi),
+                    ),
+                );
+                let up = _mm512_maskz_permutexvar_epi64(up_mask, up_idx, quads);
+                let carry = _mm512_maskz_permutexvar_epi64(carry_mask, carry_idx, quads);
+                let packed = _mm512_or_si512(
+                    _mm512_maskz_mov_epi64(0x03, quads),
+                    _mm512_or_si512(
+                        _mm512_sllv_epi64(up, up_shift),
+                        _mm512_srlv_epi64(carry, carry_shift),
+                    ),
+                );
+                _mm512_mask_storeu_epi8(dst.as_mut_ptr() as *mut i8, store_mask, packed);
+            }
+        }
+    }
 
     /// # Safety
     /// The CPU must support AVX-512F; `p` holds `CHUNK_BLOCKS * groups * TILE_F64` values
@@ -788,6 +901,44 @@ mod tests {
             zero_streaming(&mut data[from..to]);
             assert!(data[from..to].iter().all(|&v| v == 0.0));
             assert!(data[..from].iter().chain(&data[to..]).all(|&v| v == 2.5));
+        }
+    }
+
+    #[test]
+    fn packing_matches_the_generic_packer_at_every_width() {
+        use blindscore_common::layout::packed_len;
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let torus: Vec<u64> = (0..203)
+            .map(|i| match i % 7 {
+                // Worst cases for the rounding: all ones (wraps to zero), the top bit,
+                // exactly half of the dropped part at width 24.
+                0 => u64::MAX,
+                1 => 1 << 63,
+                2 => 1 << 39,
+                _ => {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    state
+                }
+            })
+            .collect();
+        for width in 1..=64 {
+            for len in [0, 5, 8, 64, 203] {
+                let torus = &torus[..len];
+                let expected = bitpack::pack(
+                    &torus
+                        .iter()
+                        .map(|&t| torus_to_word(t, width))
+                        .collect::<Vec<_>>(),
+                    width,
+                );
+                for kernel in [Kernel::Portable, Kernel::detect()] {
+                    let mut out = vec![0xa5; packed_len(len, width)];
+                    kernel.pack_rounded(torus, width, &mut out);
+                    assert_eq!(out, expected, "{kernel:?}, width {width}, {len} words");
+                }
+            }
         }
     }
 
