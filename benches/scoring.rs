@@ -69,6 +69,47 @@ fn layout_bytes(items: usize, d: usize) -> Vec<Value> {
         .collect()
 }
 
+/// Passes timed phase by phase for the breakdown of a 16-query pass.
+const PHASE_RUNS: usize = 9;
+
+/// Where a pass of the batch `views` goes, phase by phase, in seconds per query: the
+/// median over [`PHASE_RUNS`] passes of preparing the queries, the multiply-accumulate, the
+/// inverse side, and the whole pass, as the criterion figure times it (the rest is taking
+/// and releasing buffers: released ones are zeroed).
+fn pass_phases(
+    evaluator: &blindscore_server::Evaluator<'_>,
+    views: &[blindscore_common::wire::QueryView<'_>],
+) -> Value {
+    let per_query = |d: std::time::Duration| d.as_secs_f64() / views.len() as f64;
+    let mut runs: Vec<[f64; 4]> = (0..PHASE_RUNS)
+        .map(|_| {
+            let started = std::time::Instant::now();
+            let batch = evaluator.prepare_batch(views).expect("prepared");
+            let prepared = started.elapsed();
+            let (responses, timings) = evaluator.score_batch_packed_timed(&batch, &[]);
+            drop((batch, responses));
+            let total = started.elapsed();
+            [
+                per_query(prepared),
+                per_query(timings.multiply_accumulate),
+                per_query(timings.inverse),
+                per_query(total),
+            ]
+        })
+        .collect();
+    let mut median = |i: usize| {
+        runs.sort_by(|a, b| a[i].total_cmp(&b[i]));
+        runs[PHASE_RUNS / 2][i]
+    };
+    json!({
+        "runs": PHASE_RUNS,
+        "prepare": median(0),
+        "multiply_accumulate": median(1),
+        "inverse": median(2),
+        "total": median(3),
+    })
+}
+
 fn main() {
     let limits = Limits::measure();
     let all = rayon::current_num_threads();
@@ -135,6 +176,7 @@ fn main() {
                 b.iter(|| data.scan_all_threads(std::hint::black_box(&query_i8), &mut plain))
             });
             let mut runs = Vec::new();
+            let mut phases = None;
             let portable = items == 1_000_000 && d == 128 && layout == Layout::Column;
             for kernel in [Kernel::Avx512, Kernel::Portable] {
                 if kernel == Kernel::Portable && !portable {
@@ -178,6 +220,7 @@ fn main() {
                 g.bench_function("prepare_b16_t1", |b| {
                     b.iter(|| one.install(|| evaluator.prepare_batch(&views).expect("prepared")))
                 });
+                phases = Some(one.install(|| pass_phases(&evaluator, &views)));
             }
             g.finish();
             served.set_kernel(Kernel::detect());
@@ -211,6 +254,7 @@ fn main() {
             "encrypted": encrypted_runs,
             "stream_floor_seconds": fourier_bytes as f64 / limits.bandwidth,
             "prepare_seconds_per_query_b16_t1": prepare,
+            "pass_phases_b16_t1": phases,
             "fma_floor_seconds": 2.0 * d as f64 * items as f64 / limits.fma_rate,
             "build_seconds": build_seconds,
             "fourier_bytes": fourier_bytes,

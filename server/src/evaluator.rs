@@ -2,6 +2,8 @@
 //! catalog, one inverse transform per block, keep only the score-bearing coefficients.
 //! Bodies only: the mask half of a ciphertext never exists on the server.
 
+use std::time::{Duration, Instant};
+
 use rayon::prelude::*;
 
 use blindscore_common::bitpack;
@@ -66,6 +68,16 @@ impl PreparedBatch {
     pub fn is_empty(&self) -> bool {
         self.queries == 0
     }
+}
+
+/// Wall-clock time of the two phases of a scan (each span's multiply-accumulate, then its
+/// inverse side), summed over the spans of a pass.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PassTimings {
+    /// Multiply-accumulate of the batch's queries against the Fourier catalog.
+    pub multiply_accumulate: Duration,
+    /// Gathering each block's sums, the inverse transforms, rounding and packing the scores.
+    pub inverse: Duration,
 }
 
 /// Scores queries against one Fourier catalog.
@@ -207,7 +219,7 @@ impl<'a> Evaluator<'a> {
         let width = self.shape.budget.response_bits();
         let mut out: Vec<Vec<u64>> = (0..batch.len()).map(|_| vec![0u64; g.items]).collect();
         let mut slices: Vec<&mut [u64]> = out.iter_mut().map(|v| v.as_mut_slice()).collect();
-        self.scan(batch, &mut slices, g.items_per_block(), |_, poly, words| {
+        let _ = self.scan(batch, &mut slices, g.items_per_block(), |_, poly, words| {
             for (t, word) in words.iter_mut().enumerate() {
                 *word = torus_to_word(poly[g.score_coefficient(t)], width);
             }
@@ -224,16 +236,31 @@ impl<'a> Evaluator<'a> {
         batch: &PreparedBatch,
         prefix: &[u8],
     ) -> Vec<ResponseMessage> {
+        self.score_batch_packed_timed(batch, prefix).0
+    }
+
+    /// [`Evaluator::score_batch_packed_after`], with the time each phase of the pass took.
+    pub fn score_batch_packed_timed(
+        &self,
+        batch: &PreparedBatch,
+        prefix: &[u8],
+    ) -> (Vec<ResponseMessage>, PassTimings) {
         let g = &self.shape.geometry;
         let width = self.shape.budget.response_bits();
         let len = self.shape.response_payload_bytes();
         if !(g.items_per_block() * width as usize).is_multiple_of(8) {
             // Blocks of a few items (b > N/8) may end mid-byte: pack the words afterwards.
-            return self
+            let started = Instant::now();
+            let messages = self
                 .score_batch(batch)
                 .iter()
                 .map(|words| [prefix, &bitpack::pack(words, width)].concat().into())
                 .collect();
+            let timings = PassTimings {
+                inverse: started.elapsed(),
+                ..PassTimings::default()
+            };
+            return (messages, timings);
         }
         // Each block's scores fill whole bytes of the payload.
         let per_block = g.items_per_block() * width as usize / 8;
@@ -246,7 +273,7 @@ impl<'a> Evaluator<'a> {
             .collect();
         let mut slices: Vec<&mut [u8]> = out.iter_mut().map(|v| &mut v[prefix.len()..]).collect();
         let kernel = self.kernel;
-        self.scan(batch, &mut slices, per_block, |block, poly, bytes| {
+        let timings = self.scan(batch, &mut slices, per_block, |block, poly, bytes| {
             let items = g.items_in_block(block);
             if g.b == 1 {
                 // Every coefficient is a score: rounded and packed in one pass.
@@ -256,19 +283,20 @@ impl<'a> Evaluator<'a> {
                 bitpack::pack_into(words, width, bytes);
             }
         });
-        out
+        (out, timings)
     }
 
     /// The scan: `out[q]` is cut into one chunk of `per_block` elements per block (the last
     /// may be shorter), and `finish(block, poly, chunk)` turns each block's inverse
-    /// transform into its chunk (and may overwrite the transform).
+    /// transform into its chunk (and may overwrite the transform). Returns the time each
+    /// phase took.
     fn scan<T: Send>(
         &self,
         batch: &PreparedBatch,
         out: &mut [&mut [T]],
         per_block: usize,
         finish: impl Fn(usize, &mut [u64], &mut [T]) + Sync,
-    ) {
+    ) -> PassTimings {
         let g = &self.shape.geometry;
         let n = g.n;
         let half = n / 2;
@@ -278,8 +306,9 @@ impl<'a> Evaluator<'a> {
         let stored = self.catalog.stored_blocks();
         let blocks = g.blocks();
         let nq = batch.len();
+        let mut timings = PassTimings::default();
         if nq == 0 {
-            return;
+            return timings;
         }
         let batch = &batch.data;
         // One tile of the batch's query vectors (pair by pair, see `query_slot`).
@@ -291,6 +320,7 @@ impl<'a> Evaluator<'a> {
         let acc_tile = nq * span_len * TILE_F64;
         let mut acc = Scratch::take(tiles * acc_tile);
         for first in (0..stored).step_by(span_blocks) {
+            let started = Instant::now();
             let span = span_blocks.min(stored - first);
             let span_of = |tile: usize| {
                 let len = groups * TILE_F64;
@@ -375,6 +405,8 @@ impl<'a> Evaluator<'a> {
                     }
                     store_fence();
                 });
+            let accumulated = Instant::now();
+            timings.multiply_accumulate += accumulated - started;
             let real = blocks.min(first + span) - first;
             let acc = &*acc;
             // Each (query, run of blocks) of the span: gather the run's Fourier points (one
@@ -427,7 +459,9 @@ impl<'a> Evaluator<'a> {
                         }
                     },
                 );
+            timings.inverse += accumulated.elapsed();
         }
+        timings
     }
 
     /// Score a batch and keep the first query's words (for a batch of one).

@@ -31,7 +31,7 @@ use blindscore_common::{
     ProtocolError, QuantizedCatalog,
 };
 
-pub use evaluator::{Evaluator, PreparedBatch};
+pub use evaluator::{Evaluator, PassTimings, PreparedBatch};
 pub use fourier_catalog::{FourierCatalog, Progress};
 pub use response::ResponseMessage;
 pub use simd::Kernel;
