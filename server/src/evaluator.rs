@@ -215,16 +215,21 @@ impl<'a> Evaluator<'a> {
     /// the accumulators stay bounded whatever the catalog's size (see [`span_blocks`]).
     /// Returns each query's response words, one per item.
     pub fn score_batch(&self, batch: &PreparedBatch) -> Vec<Vec<u64>> {
+        self.score_words_timed(batch).0
+    }
+
+    /// [`Evaluator::score_batch`], with the time each phase of the pass took.
+    fn score_words_timed(&self, batch: &PreparedBatch) -> (Vec<Vec<u64>>, PassTimings) {
         let g = &self.shape.geometry;
         let width = self.shape.budget.response_bits();
         let mut out: Vec<Vec<u64>> = (0..batch.len()).map(|_| vec![0u64; g.items]).collect();
         let mut slices: Vec<&mut [u64]> = out.iter_mut().map(|v| v.as_mut_slice()).collect();
-        let _ = self.scan(batch, &mut slices, g.items_per_block(), |_, poly, words| {
+        let timings = self.scan(batch, &mut slices, g.items_per_block(), |_, poly, words| {
             for (t, word) in words.iter_mut().enumerate() {
                 *word = torus_to_word(poly[g.score_coefficient(t)], width);
             }
         });
-        out
+        (out, timings)
     }
 
     /// [`Evaluator::score_batch`] with each query's scores packed at the response width
@@ -250,16 +255,13 @@ impl<'a> Evaluator<'a> {
         let len = self.shape.response_payload_bytes();
         if !(g.items_per_block() * width as usize).is_multiple_of(8) {
             // Blocks of a few items (b > N/8) may end mid-byte: pack the words afterwards.
+            let (words, mut timings) = self.score_words_timed(batch);
             let started = Instant::now();
-            let messages = self
-                .score_batch(batch)
+            let messages = words
                 .iter()
                 .map(|words| [prefix, &bitpack::pack(words, width)].concat().into())
                 .collect();
-            let timings = PassTimings {
-                inverse: started.elapsed(),
-                ..PassTimings::default()
-            };
+            timings.inverse += started.elapsed();
             return (messages, timings);
         }
         // Each block's scores fill whole bytes of the payload.
