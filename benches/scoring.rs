@@ -210,16 +210,13 @@ fn main() {
                 }
             }
             if portable {
-                // Where a pass goes: its first step, preparing the batch's queries, alone.
+                // Where a pass goes, phase by phase.
                 served.set_kernel(Kernel::detect());
                 let evaluator = served.evaluator();
                 let views: Vec<_> = encrypted
                     .iter()
                     .map(|q| served.decode_query(q).expect("a valid query"))
                     .collect();
-                g.bench_function("prepare_b16_t1", |b| {
-                    b.iter(|| one.install(|| evaluator.prepare_batch(&views).expect("prepared")))
-                });
                 phases = Some(one.install(|| pass_phases(&evaluator, &views)));
             }
             g.finish();
@@ -242,7 +239,6 @@ fn main() {
             let b = &served.shape().budget;
             let fourier_bytes = served.fourier().memory_bytes();
             let server_bytes = fourier_bytes + served.hint_message().len();
-            let prepare = m("prepare_b16_t1").map(|pass| pass / 16.0);
             rows.push(json!({
             "items": items,
             "dimension": d,
@@ -253,7 +249,6 @@ fn main() {
             "plaintext_seconds_all": m(&format!("plaintext_t{all}")),
             "encrypted": encrypted_runs,
             "stream_floor_seconds": fourier_bytes as f64 / limits.bandwidth,
-            "prepare_seconds_per_query_b16_t1": prepare,
             "pass_phases_b16_t1": phases,
             "fma_floor_seconds": 2.0 * d as f64 * items as f64 / limits.fma_rate,
             "build_seconds": build_seconds,

@@ -303,51 +303,36 @@ fn batch_story(r: &mut Report, s: &Value, x: &Value) {
     let bandwidth = f(&s["limits"], "bandwidth_bytes_per_s");
     let catalog = f(x, "fourier_bytes");
     let phases = &x["pass_phases_b16_t1"];
-    let kernel_line = format!(
-        "The multiply-accumulate kernel alone, on data held in L1, runs at {:.1} G FMA/s ({:.0}% \
+    let mac = f(phases, "multiply_accumulate");
+    let (prepare, inverse, total) = (
+        f(phases, "prepare"),
+        f(phases, "inverse"),
+        f(phases, "total"),
+    );
+    r.line(format!(
+        "Where a pass of 16 queries goes (1M x 128, one thread; {} per query in the table, {} \
+         in {} passes timed phase by phase, medians per query): preparing the queries \
+         (unpacking and transforming their bodies) {}; the multiply-accumulate against the \
+         catalog {}, while the Fourier catalog ({}, read once per pass) streams in at {:.1} \
+         GB/s, against {:.1} GB/s for a plain sequential read on one thread; the inverse side \
+         (gathering each block's sums, the inverse transforms, rounding and packing the \
+         scores) {}; the rest (taking buffers, and zeroing them as they are released) {}. The \
+         multiply-accumulate kernel alone, on data held in L1, runs at {:.1} G FMA/s ({:.0}% \
          of the FMA rate), so the FMAs alone take {} per query at best.",
+        time(b16),
+        time(total),
+        u(phases, "runs"),
+        time(prepare),
+        time(mac),
+        bytes(catalog),
+        catalog / (16.0 * mac) / 1e9,
+        bandwidth / 1e9,
+        time(inverse),
+        time(total - prepare - mac - inverse),
         kernel / 1e9,
         100.0 * kernel / fma_rate,
         time(f(x, "fma_floor_seconds") * fma_rate / kernel),
-    );
-    if phases.is_object() {
-        let mac = f(phases, "multiply_accumulate");
-        let (prepare, inverse, total) = (
-            f(phases, "prepare"),
-            f(phases, "inverse"),
-            f(phases, "total"),
-        );
-        r.line(format!(
-            "Where a pass of 16 queries goes (1M x 128, one thread; {} per query in the table, \
-             {} in {} passes timed phase by phase, medians per query): preparing the queries \
-             (unpacking and transforming their bodies) {}; the multiply-accumulate against the \
-             catalog {}, while the Fourier catalog ({}, read once per pass) streams in at \
-             {:.1} GB/s, against {:.1} GB/s for a plain sequential read on one thread; the \
-             inverse side (gathering each block's sums, the inverse transforms, rounding and \
-             packing the scores) {}; the rest (taking buffers, and zeroing them as they are \
-             released) {}. {kernel_line}",
-            time(b16),
-            time(total),
-            u(phases, "runs"),
-            time(prepare),
-            time(mac),
-            bytes(catalog),
-            catalog / (16.0 * mac) / 1e9,
-            bandwidth / 1e9,
-            time(inverse),
-            time(total - prepare - mac - inverse),
-        ));
-    } else {
-        // A run that did not time the phases: only the preparation is known apart.
-        let prepare = f(x, "prepare_seconds_per_query_b16_t1");
-        r.line(format!(
-            "Where a pass of 16 queries goes (1M x 128, one thread, {} per query): preparing the \
-             queries takes {} per query, the rest of the pass {}. {kernel_line}",
-            time(b16),
-            time(prepare),
-            time(b16 - prepare),
-        ));
-    }
+    ));
     r.line("");
 }
 

@@ -331,7 +331,7 @@ impl Kernel {
             // of the `done / 8` runs (checked above).
             unsafe { avx512::pack_rounded(&torus[..done], width, &mut out[..bytes]) };
         }
-        let rest = (done / 8 * width as usize).min(out.len());
+        let rest = done / 8 * width as usize;
         let words = torus[done..].iter().map(|&t| torus_to_word(t, width));
         bitpack::pack_into(words, width, &mut out[rest..]);
     }
