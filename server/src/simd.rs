@@ -256,6 +256,8 @@ impl Kernel {
     /// (a batch lays its queries out in pairs).
     /// Cache lines are requested a fixed distance ahead of the loads, past the end of `p`
     /// into `next` (what the next call reads), so memory streams while this runs.
+    /// On CPUs whose hardware prefetchers stream the catalog faster without help (see
+    /// [`streaming_prefetch`]), `next` is not used.
     #[inline]
     pub fn mac_tile(self, q: &[f64], stride: usize, p: &[f64], next: &[f64]) -> TileSums {
         let groups = p.len() / (CHUNK_BLOCKS * TILE_F64);
@@ -264,6 +266,7 @@ impl Kernel {
         match self {
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx512 if avx512_detected() => {
+                let next = streaming_prefetch().then_some(next);
                 // SAFETY: AVX-512F was detected just now (a cached check), and the slice
                 // lengths were checked above.
                 unsafe { avx512::mac_tile(q, stride, p, groups, next) }
@@ -335,6 +338,23 @@ impl Kernel {
         let words = torus[done..].iter().map(|&t| torus_to_word(t, width));
         bitpack::pack_into(words, width, &mut out[rest..]);
     }
+}
+
+/// Whether the single-query kernel requests the catalog's lines ahead of its loads. On
+/// Intel's Xeon that made one thread's stream faster (one query at 1M x 128: 2%); on AMD's
+/// Zen 5 the hardware prefetchers do better alone (one query at 1M x 128: 33.4 -> 29.1 ms,
+/// interleaved A/B). The batch kernel's requests of the next slice help on both.
+#[cfg(target_arch = "x86_64")]
+fn streaming_prefetch() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| {
+        let id = std::arch::x86_64::__cpuid(0);
+        let vendor: Vec<u8> = [id.ebx, id.edx, id.ecx]
+            .iter()
+            .flat_map(|r| r.to_le_bytes())
+            .collect();
+        vendor != b"AuthenticAMD"
+    })
 }
 
 /// Whether this CPU has AVX-512F and BW (byte-masked stores).
@@ -474,7 +494,7 @@ mod avx512 {
         stride: usize,
         p: &[f64],
         groups: usize,
-        next: &[f64],
+        next: Option<&[f64]>,
     ) -> TileSums {
         let zero = _mm512_setzero_pd();
         // Per block: re = a - b, im = c + d, each term its own FMA chain.
@@ -484,7 +504,7 @@ mod avx512 {
         let mut im_d = [zero; CHUNK_BLOCKS];
         let qp = q.as_ptr();
         let pp = p.as_ptr();
-        let ahead = Ahead { p, next };
+        let ahead = next.map(|next| Ahead { p, next });
         for g in 0..groups {
             // SAFETY: g < groups, so every offset below stays inside the slices whose
             // lengths the caller guarantees.
@@ -493,7 +513,9 @@ mod avx512 {
                 let q_im = _mm512_loadu_pd(qp.add(g * stride + TILE));
                 for blk in 0..CHUNK_BLOCKS {
                     let at = (g * CHUNK_BLOCKS + blk) * TILE_F64;
-                    ahead.issue(at);
+                    if let Some(ahead) = &ahead {
+                        ahead.issue(at);
+                    }
                     let base = pp.add(at);
                     let p_re = _mm512_loadu_pd(base);
                     let p_im = _mm512_loadu_pd(base.add(TILE));
@@ -608,16 +630,18 @@ mod avx512 {
         }
     }
 
-    /// Values ahead (2 KiB) that streaming reads request their lines: one thread reads 1 GiB
-    /// fastest this way (18.5 GB/s against 15.8 with no requests), and the single-query
-    /// kernel streams its catalog at 16 GB/s when it requests 8 KiB or more ahead.
+    /// Values ahead (2 KiB) that streaming reads request their lines: on Intel's Xeon one
+    /// thread reads 1 GiB fastest this way (18.5 GB/s against 15.8 with no requests); on
+    /// AMD's Zen 5 it makes no difference to a plain read (about 41 GB/s either way) and
+    /// slows the single-query kernel (see `streaming_prefetch`).
     const AHEAD: usize = 256;
 
     /// Requests, for the vector a loop loads at offset `at` of `p`, the lines [`AHEAD`] values
     /// further on: in `p`, or past its end in `next`. One request per line read, each
-    /// right beside the load it runs ahead of. A 1 GiB stream read this way comes in as fast
-    /// as a plain sequential read: 18.5 GB/s, against 17.5 with the same requests issued
-    /// together at the start of each group and 13.7 with none (one query at 1M x 128: 2%).
+    /// right beside the load it runs ahead of. On Intel's Xeon a 1 GiB stream read this way
+    /// comes in as fast as a plain sequential read: 18.5 GB/s, against 17.5 with the same
+    /// requests issued together at the start of each group and 13.7 with none (one query at
+    /// 1M x 128: 2%).
     struct Ahead<'a> {
         p: &'a [f64],
         next: &'a [f64],
@@ -715,11 +739,11 @@ mod avx512 {
     /// # Safety
     /// The CPU must support AVX-512F; `buffer.len()` is a multiple of 32.
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn read_sum(buffer: &[f64]) -> f64 {
+    pub unsafe fn read_sum(buffer: &[f64], prefetch: bool) -> f64 {
         let mut acc = [_mm512_setzero_pd(); 4];
         let p = buffer.as_ptr();
         for i in (0..buffer.len()).step_by(32) {
-            if i + AHEAD + 32 <= buffer.len() {
+            if prefetch && i + AHEAD + 32 <= buffer.len() {
                 for k in 0..4 {
                     // SAFETY: a prefetch is a hint; this address is inside the buffer anyway.
                     unsafe { _mm_prefetch::<_MM_HINT_T1>(p.add(i + AHEAD + 8 * k) as *const i8) };
@@ -812,14 +836,15 @@ impl PlaintextCatalog {
 /// Probes of this machine's physical limits, so benchmarks can state each figure's
 /// distance from them.
 pub mod probe {
-    /// Sum of a buffer of f64, read once with wide loads and software prefetch: bytes / time
-    /// is the single-thread memory read bandwidth (pass a buffer aligned to cache lines).
-    pub fn read_sum(buffer: &[f64]) -> f64 {
+    /// Sum of a buffer of f64, read once with wide loads, with or without software prefetch
+    /// (which helps one CPU and not another): bytes / time is the single-thread memory read
+    /// bandwidth (pass a buffer aligned to cache lines; take the faster of the two).
+    pub fn read_sum(buffer: &[f64], prefetch: bool) -> f64 {
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx512f") && buffer.len().is_multiple_of(32) {
                 // SAFETY: AVX-512F detected; the length is a multiple of 32.
-                return unsafe { super::avx512::read_sum(buffer) };
+                return unsafe { super::avx512::read_sum(buffer, prefetch) };
             }
         }
         buffer
