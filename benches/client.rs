@@ -8,7 +8,7 @@
 
 mod support;
 
-use blindscore_client::{top_k, PreparedCatalog, SecretKey};
+use blindscore_client::core::{top_k, SecretKey};
 use blindscore_common::Layout;
 use criterion::BatchSize;
 use serde_json::json;
@@ -35,9 +35,8 @@ fn main() {
     for layout in [Layout::Column, Layout::Grouped(4), Layout::Grouped(16)] {
         eprintln!("== {layout}: building a {items} x {D} catalog ...");
         let (served, _) = support::serve(&data.quantized, layout);
-        let prepared = PreparedCatalog::new(served.description(), served.hint_message())
-            .expect("valid description");
-        let sample = prepared.encrypt(&query).expect("encrypt");
+        let prepared = support::prepare(&served);
+        let sample = prepared.seal_quantized(&query).expect("encrypt");
         let response = served.score_encoded(&sample.bytes).expect("score");
         let scores = sample
             .pending
@@ -58,7 +57,7 @@ fn main() {
         g.bench_function("encrypt", |b| {
             b.iter(|| {
                 prepared
-                    .encrypt(std::hint::black_box(&query))
+                    .seal_quantized(std::hint::black_box(&query))
                     .expect("encrypt")
             })
         });
@@ -66,7 +65,7 @@ fn main() {
         let mut buffer = Vec::new();
         g.bench_function("decrypt_top10", |b| {
             b.iter_batched(
-                || prepared.encrypt(&query).expect("encrypt").pending,
+                || prepared.seal_quantized(&query).expect("encrypt").pending,
                 |pending| {
                     pending
                         .decrypt_into(&prepared, &response, &mut buffer)
@@ -78,7 +77,7 @@ fn main() {
         });
         g.bench_function("decrypt_top10_fresh_buffer", |b| {
             b.iter_batched(
-                || prepared.encrypt(&query).expect("encrypt").pending,
+                || prepared.seal_quantized(&query).expect("encrypt").pending,
                 |pending| top_k(&pending.decrypt(&prepared, &response).expect("decrypt"), 10),
                 BatchSize::PerIteration,
             )

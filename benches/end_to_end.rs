@@ -17,11 +17,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use blindscore_client::Ranker;
+use blindscore_common::api::Normalisation;
 use blindscore_common::catalog::candidate_layouts;
 use blindscore_common::params::DEFAULT_PARAMS;
 use blindscore_common::Layout;
 use blindscore_server::http::router;
-use blindscore_server::load::{quantize_rows, LoadedItems, Normalisation};
+use blindscore_server::load::{quantize_rows, LoadedItems};
 use blindscore_server::service::{AppState, ServiceConfig, SpaceDeclaration};
 use criterion::BatchSize;
 use serde_json::{json, Value};
@@ -57,13 +58,9 @@ fn start(rt: &tokio::runtime::Runtime, count: usize, layout: Option<Layout>) -> 
         format!("http://{addr}")
     });
     // The server's own time for one query, without HTTP (one thread).
-    let prepared = blindscore_client::PreparedCatalog::new(
-        served.served.description(),
-        served.served.hint_message(),
-    )
-    .expect("valid description");
+    let prepared = support::prepare(&served.served);
     let query = prepared
-        .encrypt(&support::random_query(D, 1))
+        .seal_quantized(&support::random_query(D, 1))
         .expect("encrypt");
     let one = support::one_thread();
     let server_seconds = (0..20)
@@ -140,18 +137,18 @@ fn main() {
         g.bench_function("warm_step_http_and_scoring", |b| {
             b.iter_batched(
                 || state.seal(&preferences, None).expect("seal"),
-                |sealed| rt.block_on(warm.send(&state, &sealed)).expect("send"),
+                |sealed| rt.block_on(warm.send(&state, sealed.bytes)).expect("send"),
                 BatchSize::PerIteration,
             )
         });
         let response = {
             let sealed = state.seal(&preferences, None).expect("seal");
-            rt.block_on(warm.send(&state, &sealed)).expect("send")
+            rt.block_on(warm.send(&state, sealed.bytes)).expect("send")
         };
         g.bench_function("warm_step_decrypt_rank", |b| {
             b.iter_batched(
                 || state.seal(&preferences, None).expect("seal"),
-                |sealed| state.open(sealed, &response, K, &none),
+                |sealed| sealed.pending.open(&state, &response, K, &none),
                 BatchSize::PerIteration,
             )
         });

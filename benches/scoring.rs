@@ -139,18 +139,14 @@ fn main() {
             let queries: Vec<Vec<i32>> = (0..16)
                 .map(|i| support::random_query(d, i as u64 + 7))
                 .collect();
-            let prepared = blindscore_client::PreparedCatalog::new(
-                served.description(),
-                served.hint_message(),
-            )
-            .expect("valid description");
+            let prepared = support::prepare(&served);
             let encrypted: Vec<Vec<u8>> = queries
                 .iter()
-                .map(|q| prepared.encrypt(q).expect("encrypt").bytes)
+                .map(|q| prepared.seal_quantized(q).expect("encrypt").bytes)
                 .collect();
 
             // What is timed must be right: one query decrypted against the plaintext scan.
-            let check = prepared.encrypt(&queries[0]).expect("encrypt");
+            let check = prepared.seal_quantized(&queries[0]).expect("encrypt");
             let response = served.score_encoded(&check.bytes).expect("score");
             let scores = check
                 .pending

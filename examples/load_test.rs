@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use blindscore_client::{Client, ClientError};
+use blindscore_client::{ClientError, Ranker};
 use blindscore_server::simd::PlaintextCatalog;
 use clap::Parser;
 
@@ -140,8 +140,8 @@ impl Drop for Server {
 }
 
 async fn one_query(
-    client: &Client,
-    prepared: &blindscore_client::PreparedCatalog,
+    client: &Ranker,
+    prepared: &blindscore_client::core::PreparedCatalog,
     plain: &PlaintextCatalog,
     seed: u64,
     stats: &Stats,
@@ -157,7 +157,7 @@ async fn one_query(
         })
         .collect();
     loop {
-        let encrypted = match prepared.encrypt(&query) {
+        let encrypted = match prepared.seal_quantized(&query) {
             Ok(e) => e,
             Err(_) => {
                 stats.failed.fetch_add(1, Ordering::Relaxed);
@@ -165,8 +165,8 @@ async fn one_query(
             }
         };
         let started = Instant::now();
-        match client.score(prepared, encrypted.bytes).await {
-            Ok((response, _)) => {
+        match client.send(prepared, encrypted.bytes).await {
+            Ok(response) => {
                 let elapsed = started.elapsed().as_secs_f64();
                 let scores = encrypted.pending.decrypt(prepared, &response);
                 let q8: Vec<i8> = query.iter().map(|&v| v as i8).collect();
@@ -252,11 +252,11 @@ async fn main() -> anyhow::Result<()> {
             .context("starting the server")?,
     );
     let pid = server.0.id();
-    let client = Arc::new(Client::new(&base));
+    let client = Arc::new(Ranker::new(&base));
     let started = Instant::now();
     let prepared = loop {
-        match client.fetch_catalog("load").await {
-            Ok((prepared, _)) => break Arc::new(prepared),
+        match client.prepare("load").await {
+            Ok(prepared) => break prepared,
             Err(_) if started.elapsed() < Duration::from_secs(120) => {
                 if let Some(status) = server.0.try_wait()? {
                     bail!("the server exited: {status}");

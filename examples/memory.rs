@@ -7,7 +7,8 @@
 
 use std::time::Instant;
 
-use blindscore_server::load::{quantize_rows, Normalisation};
+use blindscore_common::api::Normalisation;
+use blindscore_server::load::quantize_rows;
 use blindscore_server::metrics::process_memory;
 use blindscore_server::service::{AppState, ServiceConfig, SpaceDeclaration};
 

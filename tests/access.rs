@@ -79,7 +79,7 @@ async fn tls_serves_a_client_that_trusts_the_certificate_and_nobody_else() {
         .await
         .unwrap_err();
     match err {
-        ClientError::Transport(message) => assert!(!message.is_empty()),
+        ClientError::Transport(e) => assert!(!e.to_string().is_empty()),
         other => panic!("expected a transport error, got {other:?}"),
     }
     // Plain HTTP to the TLS port gets nowhere.
@@ -97,8 +97,9 @@ async fn the_client_refuses_plain_http_beyond_loopback_unless_allowed() {
         .await
         .unwrap_err();
     match err {
-        ClientError::Transport(message) => {
-            assert!(message.contains("refusing plain http"), "{message}")
+        ClientError::PlainHttpRefused { ref host } => {
+            assert_eq!(host, "192.0.2.1");
+            assert!(err.to_string().contains("refusing plain http"), "{err}")
         }
         other => panic!("expected a refusal, got {other:?}"),
     }
@@ -108,10 +109,10 @@ async fn the_client_refuses_plain_http_beyond_loopback_unless_allowed() {
         allow_plain_http: true,
         ..Connection::default()
     };
-    let client = blindscore_client::Client::with_connection("http://192.0.2.1:9", &allowed);
-    let result = tokio::time::timeout(Duration::from_secs(2), client.current_version("shop")).await;
-    if let Ok(Err(ClientError::Transport(message))) = result {
-        assert!(!message.contains("refusing plain http"), "{message}");
+    let client = Ranker::with_connection("http://192.0.2.1:9", &allowed);
+    let result = tokio::time::timeout(Duration::from_secs(2), client.prepare("shop")).await;
+    if let Ok(Err(e)) = result {
+        assert!(!matches!(e, ClientError::PlainHttpRefused { .. }), "{e}");
     }
 }
 

@@ -6,7 +6,8 @@ mod common;
 
 use std::sync::OnceLock;
 
-use blindscore_client::{ClientError, PreparedCatalog};
+use blindscore_client::core::PreparedCatalog;
+use blindscore_client::ClientError;
 use blindscore_common::digest::{sha256, CatalogVersion};
 use blindscore_common::params::ParamId;
 use blindscore_common::wire::{self, WIRE_VERSION};
@@ -30,7 +31,10 @@ fn fixture() -> &'static Fixture {
         let catalog = random_catalog(3000, 64, 8, 9);
         let served = serve(&catalog, Layout::Grouped(4), 8);
         let prepared = prepare(&served);
-        let query = prepared.encrypt(&random_query(64, 8, 1)).unwrap().bytes;
+        let query = prepared
+            .seal_quantized(&random_query(64, 8, 1))
+            .unwrap()
+            .bytes;
         let response = served.score_encoded(&query).unwrap().into_vec();
         Fixture {
             served,
@@ -145,7 +149,7 @@ fn description() -> CatalogDescription {
 fn client_refuses_unknown_or_downgraded_parameters() {
     let mut d = description();
     d.catalog.param_id = ParamId(0);
-    let err = PreparedCatalog::new(&d, fixture().served.hint_message())
+    let err = prepare_with(&d, fixture().served.hint_message())
         .err()
         .unwrap();
     assert!(
@@ -179,10 +183,7 @@ fn client_refuses_out_of_range_description_fields() {
     for (i, mutate) in cases.iter().enumerate() {
         let mut d = description();
         mutate(&mut d);
-        assert!(
-            PreparedCatalog::new(&d, hint).is_err(),
-            "case {i} was accepted"
-        );
+        assert!(prepare_with(&d, hint).is_err(), "case {i} was accepted");
     }
 }
 
@@ -192,7 +193,7 @@ fn client_checks_the_hint_digest_and_contents() {
     let mut hint = f.served.hint_message().to_vec();
     let last = hint.len() - 1;
     hint[last] ^= 1;
-    let err = PreparedCatalog::new(&description(), &hint).err().unwrap();
+    let err = prepare_with(&description(), &hint).err().unwrap();
     assert!(
         matches!(err, ClientError::Protocol(ProtocolError::DigestMismatch(_))),
         "{err}"
@@ -203,7 +204,7 @@ fn client_checks_the_hint_digest_and_contents() {
     let bytes = wire::encode(&message);
     let mut d = description();
     d.hint_digest = sha256(&bytes);
-    let err = PreparedCatalog::new(&d, &bytes).err().unwrap();
+    let err = prepare_with(&d, &bytes).err().unwrap();
     assert!(
         matches!(
             err,
@@ -217,7 +218,7 @@ fn client_checks_the_hint_digest_and_contents() {
 fn client_refuses_bad_queries_before_encrypting() {
     let p = &fixture().prepared;
     assert!(matches!(
-        p.encrypt(&[1; 63]),
+        p.seal_quantized(&[1; 63]),
         Err(ClientError::WrongDimension {
             found: 63,
             expected: 64
@@ -226,7 +227,7 @@ fn client_refuses_bad_queries_before_encrypting() {
     let mut q = vec![0; 64];
     q[5] = 128;
     assert!(matches!(
-        p.encrypt(&q),
+        p.seal_quantized(&q),
         Err(ClientError::QueryValueOutOfRange { index: 5, .. })
     ));
 }
@@ -234,7 +235,12 @@ fn client_refuses_bad_queries_before_encrypting() {
 #[test]
 fn client_refuses_bad_responses() {
     let f = fixture();
-    let fresh = || f.prepared.encrypt(&random_query(64, 8, 3)).unwrap().pending;
+    let fresh = || {
+        f.prepared
+            .seal_quantized(&random_query(64, 8, 3))
+            .unwrap()
+            .pending
+    };
     let good: ResponseMessage = wire::decode(&f.response, u64::MAX).unwrap();
     let mut stale = good.clone();
     stale.catalog.version = CatalogVersion([5; 32]);
@@ -289,8 +295,8 @@ proptest! {
     #[test]
     fn random_bytes_never_panic_the_client(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
         let f = fixture();
-        prop_assert!(PreparedCatalog::new(&description(), &bytes).is_err());
-        let pending = f.prepared.encrypt(&random_query(64, 8, 3)).unwrap().pending;
+        prop_assert!(prepare_with(&description(), &bytes).is_err());
+        let pending = f.prepared.seal_quantized(&random_query(64, 8, 3)).unwrap().pending;
         prop_assert!(pending.decrypt(&f.prepared, &bytes).is_err());
         // Whatever decodes as a description must still pass the range checks without
         // panicking.
@@ -305,7 +311,7 @@ proptest! {
         let mut bytes = f.response.clone();
         let i = pos.index(bytes.len());
         bytes[i] = byte;
-        let pending = f.prepared.encrypt(&random_query(64, 8, 3)).unwrap().pending;
+        let pending = f.prepared.seal_quantized(&random_query(64, 8, 3)).unwrap().pending;
         let _ = pending.decrypt(&f.prepared, &bytes);
     }
 }

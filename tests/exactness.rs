@@ -146,7 +146,7 @@ fn batched_passes_are_exact_for_every_query() {
                 .collect();
             let encrypted: Vec<_> = queries
                 .iter()
-                .map(|q| prepared.encrypt(q).unwrap())
+                .map(|q| prepared.seal_quantized(q).unwrap())
                 .collect();
             let bytes: Vec<&[u8]> = encrypted.iter().map(|e| e.bytes.as_slice()).collect();
             let responses = served.score_encoded_batch(&bytes);

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use blindscore_client::{Client, Ranker};
+use blindscore_client::Ranker;
 use blindscore_server::http::serve;
 use blindscore_server::service::{AppState, ServiceConfig, SpaceDeclaration};
 use common::*;
@@ -127,7 +127,7 @@ async fn a_killed_and_restarted_server_keeps_its_version_and_clients_recover() {
     let ranker = Ranker::new(&base).with_cache_dir(dir.join("cache"));
     let query = unit_rows(1, D, 9);
     let before = ranker.rank("shop", &query, 10).await.unwrap();
-    let version = Client::new(&base).current_version("shop").await.unwrap();
+    let version = current_version(&base, "shop").await;
 
     // SIGKILL: no graceful shutdown, the client's pooled connection dies with it.
     first.kill().unwrap();
@@ -135,7 +135,7 @@ async fn a_killed_and_restarted_server_keeps_its_version_and_clients_recover() {
     let mut second = spawn_server(port, &npy, &ids);
     wait_ready(&base, &mut second).await;
     assert_eq!(
-        Client::new(&base).current_version("shop").await.unwrap(),
+        current_version(&base, "shop").await,
         version,
         "the same catalog must come back as the same version"
     );
@@ -243,7 +243,7 @@ async fn a_corrupt_replacement_is_refused_and_the_old_catalog_keeps_serving() {
     let query = unit_rows(1, D, 8);
     let ranker = Ranker::new(&base);
     let before = ranker.rank("shop", &query, 5).await.unwrap();
-    let version = Client::new(&base).current_version("shop").await.unwrap();
+    let version = current_version(&base, "shop").await;
     let http = reqwest::Client::new();
     for (body, what) in [
         (
@@ -274,11 +274,7 @@ async fn a_corrupt_replacement_is_refused_and_the_old_catalog_keeps_serving() {
             !e["message"].as_str().unwrap_or("").is_empty(),
             "{what}: {e}"
         );
-        assert_eq!(
-            Client::new(&base).current_version("shop").await.unwrap(),
-            version,
-            "{what}"
-        );
+        assert_eq!(current_version(&base, "shop").await, version, "{what}");
     }
     assert_eq!(ranker.rank("shop", &query, 5).await.unwrap(), before);
 }

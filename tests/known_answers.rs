@@ -4,7 +4,7 @@
 
 mod common;
 
-use blindscore_client::{PreparedCatalog, SecretKey};
+use blindscore_client::core::{PreparedCatalog, SecretKey};
 use blindscore_common::digest::{mask_seed, CatalogVersion};
 use blindscore_common::masks::Masks;
 use blindscore_common::params::{ParamId, DEFAULT_PARAMS};

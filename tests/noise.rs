@@ -4,7 +4,7 @@
 
 mod common;
 
-use blindscore_client::PreparedCatalog;
+use blindscore_client::core::PreparedCatalog;
 use blindscore_common::digest::CatalogVersion;
 use blindscore_common::masks::Masks;
 use blindscore_common::params::DEFAULT_PARAMS;
@@ -57,7 +57,7 @@ fn measure(layout: Layout, d: usize, round_response: bool, trials: usize) -> Mea
         let query: Vec<i32> = (0..d)
             .map(|_| if rng.next() & 1 == 1 { 127 } else { -127 })
             .collect();
-        let encrypted = prepared.encrypt(&query).unwrap();
+        let encrypted = prepared.seal_quantized(&query).unwrap();
         let message: QueryView<'_> = wire::decode_view(&encrypted.bytes, u64::MAX).unwrap();
         let words = evaluator.score(&evaluator.prepare(&message).unwrap());
         let response = wire::encode(&ResponseMessage {

@@ -6,16 +6,17 @@ mod common;
 
 use std::collections::HashMap;
 
-use blindscore_client::quality::evaluate;
+use blindscore_cli::quality::evaluate;
 use blindscore_client::Ranker;
+use blindscore_common::api::Normalisation;
 use blindscore_common::catalog::widest_catalog;
 use blindscore_common::params::DEFAULT_PARAMS;
 use blindscore_common::{Layout, LayoutChoice, QuantizedCatalog};
 use blindscore_server::http::router;
-use blindscore_server::load::{quantize_rows, Normalisation};
+use blindscore_server::load::quantize_rows;
 use blindscore_server::service::{AppState, ServiceConfig, SpaceDeclaration};
 use blindscore_server::{CatalogSource, ServedCatalog};
-use common::Lcg;
+use common::{prepare, Lcg};
 
 fn matrix(path: &str) -> (Vec<f32>, usize) {
     let bytes = std::fs::read(path).unwrap();
@@ -114,13 +115,11 @@ fn worst_case_at(layout: Layout, d: usize, bits: u32, query_bits: u32, norm_sq: 
         &|_, _, _| {},
     )
     .unwrap();
-    let prepared =
-        blindscore_client::PreparedCatalog::new(served.description(), served.hint_message())
-            .unwrap();
+    let prepared = prepare(&served);
     let query: Vec<i32> = (0..d)
         .map(|_| if rng.next() & 1 == 1 { qmax } else { -qmax })
         .collect();
-    let encrypted = prepared.encrypt(&query).unwrap();
+    let encrypted = prepared.seal_quantized(&query).unwrap();
     let response = served.score_encoded(&encrypted.bytes).unwrap();
     let (scores, noise) = encrypted
         .pending

@@ -10,6 +10,7 @@ use std::time::Duration;
 use axum::routing::{get, post};
 use axum::Router;
 use blindscore_client::{ClientError, Ranker};
+use blindscore_common::api::ErrorCode;
 use blindscore_common::digest::sha256;
 use blindscore_common::params::ParamId;
 use blindscore_common::{wire, CatalogDescription, HintMessage, Layout};
@@ -66,8 +67,8 @@ async fn start(items: LoadedItems, grace: Duration) -> (String, Arc<AppState>) {
 fn plaintext_top(items: &LoadedItems, query: &[f32], k: usize) -> Vec<String> {
     let q = blindscore_common::quant::quantize(query, 8);
     let scores = items.catalog.plaintext_scores(&q.values);
-    let scaled = blindscore_client::rescale(&scores, q.scale, &items.scales);
-    blindscore_client::top_k(&scaled, k)
+    let scaled = blindscore_client::core::rescale(&scores, q.scale, &items.scales);
+    blindscore_client::core::top_k(&scaled, k)
         .into_iter()
         .map(|(i, _)| items.ids[i].clone())
         .collect()
@@ -196,7 +197,7 @@ async fn a_swap_between_calls_is_picked_up_and_a_gone_version_is_retried() {
     // The old version is gone: a query sealed for it gets the typed error.
     let sealed = old.seal(&query, None).unwrap();
     assert!(matches!(
-        ranker.send(&old, &sealed).await,
+        ranker.send(&old, sealed.bytes).await,
         Err(ClientError::VersionGone)
     ));
 }
@@ -208,7 +209,10 @@ async fn each_error_class_is_typed() {
     let q = unit_query(1);
     assert!(matches!(
         ranker.rank("shop", &q[..D - 1], 5).await,
-        Err(ClientError::SpaceMismatch(_))
+        Err(ClientError::WrongDimension {
+            found,
+            expected: D
+        }) if found == D - 1
     ));
     let doubled: Vec<f32> = q.iter().map(|x| x * 2.0).collect();
     assert!(matches!(
@@ -228,7 +232,7 @@ async fn each_error_class_is_typed() {
         Err(ClientError::SpaceMismatch(_))
     ));
     assert!(
-        matches!(ranker.rank("nope", &q, 5).await, Err(ClientError::Server { status: 404, ref code, .. }) if code == "unknown_catalog")
+        matches!(ranker.rank("nope", &q, 5).await, Err(ClientError::Server { status: 404, ref code, .. }) if *code == ErrorCode::UnknownCatalog)
     );
     assert!(matches!(
         ranker.rank("../x", &q, 5).await,

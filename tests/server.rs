@@ -5,13 +5,14 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use blindscore_client::{Client, ClientError};
+use blindscore_client::{ClientError, Ranker};
+use blindscore_common::api::Normalisation;
 use blindscore_common::digest::CatalogVersion;
 use blindscore_common::wire::{self, QueryMessage};
 use blindscore_common::{Layout, QuantizedCatalog};
 use blindscore_server::batcher::BatchConfig;
 use blindscore_server::http::router;
-use blindscore_server::load::{LoadedItems, Normalisation};
+use blindscore_server::load::LoadedItems;
 use blindscore_server::service::{AppState, ServiceConfig, SpaceDeclaration};
 use common::*;
 
@@ -67,16 +68,16 @@ fn jsonl(catalog: &QuantizedCatalog) -> String {
 async fn exact_scores_validators_metrics_and_bad_input() {
     let catalog = random_catalog(3000, 64, 8, 1);
     let (base, state) = start(config(), &[("books", &catalog)]).await;
-    let client = Client::new(&base);
-    let (prepared, _) = client.fetch_catalog("books").await.unwrap();
+    let client = Ranker::new(&base);
+    let prepared = client.prepare("books").await.unwrap();
     let query = random_query(64, 8, 2);
-    let encrypted = prepared.encrypt(&query).unwrap();
+    let encrypted = prepared.seal_quantized(&query).unwrap();
     let good = encrypted.bytes.clone();
-    let (response, _) = client.score(&prepared, encrypted.bytes).await.unwrap();
+    let response = client.send(&prepared, encrypted.bytes).await.unwrap();
     let scores = encrypted.pending.decrypt(&prepared, &response).unwrap();
     assert_eq!(wrong_scores(&catalog, &query, &scores), 0);
-    assert_eq!(client.fetch_ids(&prepared).await.unwrap()[7], "item-7");
-    assert_eq!(client.fetch_scales(&prepared).await.unwrap().0.len(), 3000);
+    assert_eq!(prepared.ids()[7], "item-7");
+    assert_eq!(prepared.item_scales().len(), 3000);
 
     let http = reqwest::Client::new();
     let version = prepared.catalog().version.to_hex();
@@ -183,9 +184,9 @@ async fn exact_scores_validators_metrics_and_bad_input() {
         .await,
         (400, "bad_catalog".into())
     );
-    assert_eq!(client.current_version("books").await.unwrap(), version);
-    let again = prepared.encrypt(&query).unwrap();
-    let (response, _) = client.score(&prepared, again.bytes).await.unwrap();
+    assert_eq!(current_version(&base, "books").await, version);
+    let again = prepared.seal_quantized(&query).unwrap();
+    let response = client.send(&prepared, again.bytes).await.unwrap();
     assert_eq!(again.pending.decrypt(&prepared, &response).unwrap(), scores);
 
     // Metrics count requests by route.
@@ -255,8 +256,8 @@ async fn the_same_catalog_keeps_its_version_across_restarts() {
     let catalog = random_catalog(2100, 32, 8, 9);
     let (a, _) = start(config(), &[("c", &catalog)]).await;
     let (b, _) = start(config(), &[("c", &catalog)]).await;
-    let va = Client::new(&a).current_version("c").await.unwrap();
-    let vb = Client::new(&b).current_version("c").await.unwrap();
+    let va = current_version(&a, "c").await;
+    let vb = current_version(&b, "c").await;
     assert_eq!(va, vb);
     // The same vectors under other ids are another version (cached ids must not go stale).
     let state = AppState::new(config());
@@ -283,14 +284,14 @@ async fn a_swap_under_concurrent_queries_keeps_every_answer_exact() {
         let base = base.clone();
         let (first, second) = (first.clone(), second.clone());
         tasks.push(tokio::spawn(async move {
-            let client = Client::new(&base);
+            let client = Ranker::new(&base);
             let mut seen = std::collections::HashSet::new();
             for round in 0..12u64 {
-                let (prepared, _) = client.fetch_catalog("live").await.unwrap();
+                let prepared = client.prepare("live").await.unwrap();
                 let query = random_query(48, 8, worker * 100 + round);
-                let encrypted = prepared.encrypt(&query).unwrap();
-                let response = match client.score(&prepared, encrypted.bytes).await {
-                    Ok((r, _)) => r,
+                let encrypted = prepared.seal_quantized(&query).unwrap();
+                let response = match client.send(&prepared, encrypted.bytes).await {
+                    Ok(r) => r,
                     // Swapped out and its grace is over: refetch, as a client must.
                     Err(ClientError::VersionGone) => continue,
                     Err(e) => panic!("{e}"),
@@ -335,11 +336,10 @@ async fn a_swap_under_concurrent_queries_keeps_every_answer_exact() {
         "no query ran on the new version"
     );
     assert_eq!(
-        Client::new(&base)
-            .fetch_catalog("live")
+        Ranker::new(&base)
+            .prepare("live")
             .await
             .unwrap()
-            .0
             .shape()
             .geometry
             .items,
@@ -359,15 +359,14 @@ async fn a_full_queue_answers_503_with_retry_after() {
         ..config()
     };
     let (base, _) = start(config, &[("big", &catalog)]).await;
-    let client = Arc::new(Client::new(&base));
-    let (prepared, _) = client.fetch_catalog("big").await.unwrap();
-    let prepared = Arc::new(prepared);
+    let client = Arc::new(Ranker::new(&base));
+    let prepared = client.prepare("big").await.unwrap();
     let mut tasks = Vec::new();
     for i in 0..12u64 {
         let (client, prepared) = (client.clone(), prepared.clone());
         tasks.push(tokio::spawn(async move {
-            let q = prepared.encrypt(&random_query(128, 8, i)).unwrap();
-            client.score(&prepared, q.bytes).await.map(|_| ())
+            let q = prepared.seal_quantized(&random_query(128, 8, i)).unwrap();
+            client.send(&prepared, q.bytes).await.map(|_| ())
         }));
     }
     let mut busy = 0;

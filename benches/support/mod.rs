@@ -6,8 +6,11 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use blindscore_client::core::{Artifacts, PreparedCatalog};
+use blindscore_common::api::{EmbeddingSpace, Metric, Normalisation};
+use blindscore_common::artefacts::{encode_ids, encode_scales};
 use blindscore_common::params::DEFAULT_PARAMS;
-use blindscore_common::{Layout, LayoutChoice, QuantizedCatalog};
+use blindscore_common::{wire, Layout, LayoutChoice, QuantizedCatalog};
 use blindscore_server::simd::{
     aligned_zeros, probe, Kernel, PlaintextCatalog, TileSums, CHUNK_BLOCKS, TILE, TILE_F64,
 };
@@ -86,6 +89,26 @@ pub fn random_query_i8(dimension: usize, seed: u64) -> Vec<i8> {
 }
 
 /// Build the server's form of a catalog; returns it and the build time in seconds.
+/// A served catalog checked and prepared through the client core, as the SDK prepares
+/// it (ids "0", "1", ... and unit scales stand in for the artefacts a server would add).
+pub fn prepare(served: &ServedCatalog) -> PreparedCatalog {
+    let items = served.shape().geometry.items;
+    let artifacts = Artifacts {
+        description: wire::encode(served.description()),
+        hint: served.hint_message().to_vec(),
+        ids: encode_ids(&(0..items).map(|i| i.to_string()).collect::<Vec<_>>()),
+        scales: encode_scales(&vec![1.0; items]),
+    };
+    let space = EmbeddingSpace {
+        model: "bench".into(),
+        dimension: served.shape().geometry.dimension,
+        normalisation: Normalisation::None,
+        metric: Metric::Dot,
+    };
+    PreparedCatalog::check(&served.catalog_ref().catalog_id, space, &artifacts)
+        .expect("a catalog the server built passes the client's checks")
+}
+
 pub fn serve(catalog: &QuantizedCatalog, layout: Layout) -> (ServedCatalog, f64) {
     serve_with(catalog, LayoutChoice::Fixed(layout))
 }

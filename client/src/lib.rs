@@ -12,9 +12,22 @@
 //! # Ok(()) }
 //! ```
 //!
-//! A runnable version, with an in-process server: `cargo run --release -p blindscore-client
+//! A runnable version, with an in-process server: `cargo run --release -p blindscore-cli
 //! --example quickstart`; the whole loop with timings: `cargo run --release -p
-//! blindscore-client -- demo`.
+//! blindscore-cli -- demo`.
+//!
+//! # Layers
+//!
+//! * At the top, with the `http` feature (on by default): [`Ranker`], which talks to a
+//!   server over HTTP (through a [`Connection`]), caches each catalog version's public
+//!   data, retries once when that is safe, and runs the CPU-heavy steps on tokio's
+//!   blocking pool. It returns [`RankedItem`]s, tells a query's [`QueryCost`], and reports
+//!   every failure as a [`ClientError`]. [`profile`] builds the preference vector on the
+//!   device.
+//! * Below it, [`core`]: the sans-IO steps (check the artefacts, seal a vector, open a
+//!   response) as plain functions over bytes and checked types. It has no network, no
+//!   runtime, no file system and no clock, and builds with `default-features = false`,
+//!   for transports of the app's own (a browser's `fetch`, a platform's HTTP stack).
 //!
 //! What happens inside [`Ranker::rank`]: the catalog's current version is looked up; its
 //! public data (description, hint, ids, scales) is fetched once per version, checked (the
@@ -25,34 +38,20 @@
 //! item without a key; the response is decrypted (the key is zeroised), rescaled, filtered
 //! by the app's exclusions and ranked, all on the device.
 //!
-//! The steps are also available one by one ([`Ranker::prepare`], [`CatalogState::seal`],
-//! [`Ranker::send`], [`CatalogState::open`]), e.g. to prefetch a catalog on Wi-Fi or to
-//! query several catalogs, and [`Ranker::cost`] tells what a query costs in bytes. The
-//! lowest level ([`PreparedCatalog`], [`PendingQuery`]) works on wire messages.
-//!
 //! Privacy rules the SDK keeps (and its tests check): nothing it sends depends in content
 //! or timing on decrypted scores; it retries only on a transport error or a replaced
 //! version, once, with a fresh encryption; a vector from another embedding space is
 //! refused before anything is sent; no parameter is taken from the server.
-//! [`profile::PreferenceProfile`] builds the preference vector on the device.
 
+#![forbid(unsafe_code)]
+
+pub mod core;
 mod error;
+#[cfg(feature = "http")]
 mod http;
-mod key;
-mod prepared;
 pub mod profile;
-pub mod quality;
-mod query;
-mod rank;
-mod sdk;
 
+pub use crate::core::{QueryCost, RankedItem};
 pub use error::ClientError;
-pub use http::{
-    parse_catalog_info, parse_ids, parse_scales, Artifacts, Client, Connection, EmbeddingSpace,
-    Transfer,
-};
-pub use key::SecretKey;
-pub use prepared::PreparedCatalog;
-pub use query::{EncryptedQuery, PendingQuery};
-pub use rank::{rescale, top_k};
-pub use sdk::{CatalogState, QueryCost, RankedItem, Ranker, SealedQuery};
+#[cfg(feature = "http")]
+pub use http::{Connection, Ranker};

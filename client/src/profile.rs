@@ -6,9 +6,15 @@
 //! The profile is a file the app owns: the user can view it (JSON), export it and delete
 //! it. Nothing of it leaves the device unencrypted: only the combined vector, encrypted,
 //! is ever sent.
+//!
+//! The profile itself reads no clock and no file: the app passes the time
+//! ([`PreferenceProfile::combine`] takes milliseconds since the Unix epoch) and keeps the
+//! JSON ([`PreferenceProfile::to_json`], [`PreferenceProfile::from_json`]) where it keeps
+//! the user's data. With the `http` feature (native apps), [`now_unix_ms`] and the file
+//! helpers `save`, `load` and `delete` do both for it.
 
+#[cfg(feature = "http")]
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -68,10 +74,11 @@ pub struct PreferenceProfile {
     pub weights: ProfileWeights,
 }
 
-/// Milliseconds since the Unix epoch, now.
+/// Milliseconds since the Unix epoch, now, from the system clock.
+#[cfg(feature = "http")]
 pub fn now_unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
 
@@ -162,33 +169,39 @@ impl PreferenceProfile {
         Ok(Some(out.iter().map(|v| (v / norm) as f32).collect()))
     }
 
-    /// The profile as JSON, for the user to view or export.
+    /// The profile as JSON, for the user to view or export, and for the app to keep.
     pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).unwrap_or_default()
+        serde_json::to_string_pretty(self)
+            .expect("a profile of strings and numbers always serialises to JSON")
+    }
+
+    /// A profile from the JSON that [`PreferenceProfile::to_json`] wrote.
+    pub fn from_json(json: &str) -> Result<Self, ClientError> {
+        serde_json::from_str(json).map_err(ClientError::Profile)
     }
 
     /// Save to a file the app owns (written to a temporary file, then renamed).
+    #[cfg(feature = "http")]
     pub fn save(&self, path: &Path) -> Result<(), ClientError> {
         let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, self.to_json())
-            .and_then(|_| std::fs::rename(&tmp, path))
-            .map_err(|e| ClientError::Storage(e.to_string()))
+        std::fs::write(&tmp, self.to_json())?;
+        std::fs::rename(&tmp, path)?;
+        Ok(())
     }
 
     /// Load a saved profile.
+    #[cfg(feature = "http")]
     pub fn load(path: &Path) -> Result<Self, ClientError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| ClientError::Storage(e.to_string()))?;
-        serde_json::from_str(&text)
-            .map_err(|e| ClientError::Storage(format!("profile {}: {e}", path.display())))
+        Self::from_json(&std::fs::read_to_string(path)?)
     }
 
     /// Delete the saved profile (a missing file is not an error).
+    #[cfg(feature = "http")]
     pub fn delete(path: &Path) -> Result<(), ClientError> {
         match std::fs::remove_file(path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(ClientError::Storage(e.to_string())),
+            Err(e) => Err(e.into()),
         }
     }
 }
@@ -237,6 +250,19 @@ mod tests {
         assert!(p.combine(0).is_err());
     }
 
+    #[test]
+    fn json_round_trips_and_bad_json_is_a_typed_error() {
+        let mut p = PreferenceProfile::default();
+        p.state("tea", vec![0.5, 0.5], 2.0);
+        p.observe(vec![1.0, 0.0], 0.5, 1_700_000_000_000);
+        assert_eq!(PreferenceProfile::from_json(&p.to_json()).unwrap(), p);
+        assert!(matches!(
+            PreferenceProfile::from_json("{\"stated\": 3}"),
+            Err(ClientError::Profile(_))
+        ));
+    }
+
+    #[cfg(feature = "http")]
     #[test]
     fn save_view_load_delete() {
         let path =

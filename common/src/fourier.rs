@@ -95,6 +95,33 @@ impl NegacyclicFft {
     }
 }
 
+/// The transforms of the limbs of a mask a, for products with it that stay exact: a =
+/// sum_l A_l 2^(bits * l) with 0 <= A_l < 2^bits, and `out` receives the torus transform of
+/// each A_l in turn (N/2 points each, `ceil(64 / bits)` limbs). A product A_l * P whose
+/// coefficients stay far below 2^53 comes back from the inverse transform exactly, and the
+/// limb products shifted into place and summed mod 2^64 give a * P exactly.
+pub fn mask_limb_transforms(
+    fft: &mut NegacyclicFft,
+    mask: &[u64],
+    bits: u32,
+    limb: &mut [u64],
+    out: &mut [c64],
+) {
+    let half = fft.n() / 2;
+    debug_assert_eq!(out.len(), limb_count(bits) * half);
+    for (l, out) in out.chunks_exact_mut(half).enumerate() {
+        for (x, a) in limb.iter_mut().zip(mask) {
+            *x = (a >> (bits * l as u32)) & ((1u64 << bits) - 1);
+        }
+        fft.forward_torus(out, limb);
+    }
+}
+
+/// Limbs of `bits` bits that make up a 64-bit word.
+pub fn limb_count(bits: u32) -> usize {
+    64u32.div_ceil(bits) as usize
+}
+
 /// Exact negacyclic product `out += a * b mod 2^64` (tfhe's wrapping polynomial product,
 /// Karatsuba for large sizes).
 pub fn exact_add_mul(out: &mut [u64], a: &[u64], b: &[u64]) {

@@ -1,5 +1,7 @@
 //! The blindscore protocol, shared by client and server. No I/O happens here.
 //!
+//! * [`api`]: the JSON documents of the HTTP API (catalog info, embedding space, error
+//!   codes) and [`artefacts`]: the encodings of the ids and scales.
 //! * [`params`]: the parameter table compiled into every build, keyed by [`ParamId`].
 //! * [`budget`]: the one noise budget function that owns Delta, value widths and wire widths.
 //! * [`layout`]: column and grouped layouts, block geometry and the cost model that picks b.
@@ -10,6 +12,10 @@
 //! * [`bitpack`] and [`wire`]: bit-packed words and versioned messages.
 //! * [`encoding`]: wire words, rounding and centring mod 2^hi.
 
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod artefacts;
 pub mod bitpack;
 pub mod budget;
 pub mod catalog;

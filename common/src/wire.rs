@@ -15,6 +15,10 @@ use crate::params::{self, ParamId};
 /// The wire format version this build speaks.
 pub const WIRE_VERSION: u16 = 1;
 
+/// Bytes a message may carry beyond its payload (its header: versions, catalog reference,
+/// lengths). Every read limit is a payload size plus this.
+pub const HEADER_ALLOWANCE: usize = 4096;
+
 /// Longest catalog id.
 pub const MAX_CATALOG_ID_LEN: usize = 64;
 

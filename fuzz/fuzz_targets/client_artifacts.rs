@@ -2,43 +2,69 @@
 //! info document, and a version's description, hint, ids and scales.
 #![no_main]
 
-use blindscore_client::{
-    parse_catalog_info, parse_ids, parse_scales, Artifacts, CatalogState, EmbeddingSpace,
-};
-use blindscore_fuzz::{fixture, join, split, DIMENSION, ITEMS, NAME};
+use blindscore_client::core::{Artifacts, PreparedCatalog};
+use blindscore_common::api::{CatalogInfo, VersionInfo, WireBits, WireBytes, RESCALE_RULE};
+use blindscore_common::artefacts::{parse_ids, parse_scales};
+use blindscore_fuzz::{fixture, join, space, split, DIMENSION, ITEMS, NAME};
 use libfuzzer_sys::fuzz_target;
 
-fn info(version: &str) -> Vec<u8> {
-    format!(
-        r#"{{"current": {{"version": "{version}", "embedding_space": {{"model": "m", "dimension": {DIMENSION}, "normalisation": "l2", "metric": "cosine"}}}}}}"#
-    )
-    .into_bytes()
+/// A catalog info document for the fixture, as a server would write it.
+fn info() -> Vec<u8> {
+    let f = fixture();
+    let shape = f.prepared.shape();
+    let b = &shape.budget;
+    let version = VersionInfo {
+        version: f.prepared.version().to_hex(),
+        param_id: shape.params.id.0,
+        items: ITEMS,
+        dimension: DIMENSION,
+        embedding_space: space(),
+        layout: shape.layout.to_string(),
+        group_size: shape.geometry.b,
+        catalog_bits: shape.catalog_bits,
+        query_bits: shape.query_bits,
+        delta_log2: b.delta_log2,
+        failure_log2_per_query: shape.failure_log2,
+        wire_bits: WireBits {
+            query: b.query_bits(),
+            hint: b.hint_bits(),
+            response: b.response_bits(),
+        },
+        bytes: WireBytes {
+            query: shape.query_payload_bytes(),
+            response: shape.response_payload_bytes(),
+            hint: f.artifacts.hint.len(),
+        },
+        hint_sha256: blindscore_common::digest::hex(&f.served.description().hint_digest),
+        dimension_scales: false,
+        rescale: RESCALE_RULE.into(),
+    };
+    serde_json::to_vec(&CatalogInfo {
+        name: NAME.into(),
+        current: version,
+        previous: None,
+    })
+    .expect("json")
 }
 
 fuzz_target!(
     init: {
         blindscore_fuzz::write_seeds_if_asked(|| {
             let a = &fixture().artifacts;
-            let version = fixture().prepared.catalog().version.to_hex();
             vec![
-                join(&[&info(&version), &a.description, &a.hint, &a.ids, &a.scales]),
+                join(&[&info(), &a.description, &a.hint, &a.ids, &a.scales]),
                 join(&[b"{}", &a.description, b"", b"[]", b""]),
             ]
         });
     },
     |data: &[u8]| {
         let [info, description, hint, ids, scales] = split::<5>(data);
-        let space = match parse_catalog_info(info) {
-            Ok((version, space)) => {
-                assert_eq!(version.len(), 64);
-                space
+        let space = match CatalogInfo::parse(info) {
+            Ok(info) => {
+                assert_eq!(info.current.version.len(), 64);
+                info.current.embedding_space
             }
-            Err(_) => EmbeddingSpace {
-                model: "m".into(),
-                dimension: DIMENSION,
-                normalisation: "l2".into(),
-                metric: "cosine".into(),
-            },
+            Err(_) => space(),
         };
         let artifacts = Artifacts {
             description: description.to_vec(),
@@ -46,8 +72,8 @@ fuzz_target!(
             ids: ids.to_vec(),
             scales: scales.to_vec(),
         };
-        if let Ok(state) = CatalogState::from_artifacts(NAME, space, &artifacts) {
-            assert_eq!(state.ids.len(), state.scales.len());
+        if let Ok(prepared) = PreparedCatalog::check(NAME, space, &artifacts) {
+            assert_eq!(prepared.ids().len(), prepared.item_scales().len());
         }
         if let Ok(ids) = parse_ids(ids, ITEMS) {
             assert_eq!(ids.len(), ITEMS);

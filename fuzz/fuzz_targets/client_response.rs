@@ -10,14 +10,14 @@ fuzz_target!(
     init: {
         blindscore_fuzz::write_seeds_if_asked(|| {
             let f = fixture();
-            let query = f.prepared.encrypt(&QUERY).expect("encrypt");
+            let query = f.prepared.seal_quantized(&QUERY).expect("encrypt");
             let response = f.served.score_encoded(&query.bytes).expect("score");
             vec![response.into_vec(), Vec::new()]
         });
     },
     |data: &[u8]| {
         let f = fixture();
-        let pending = f.prepared.encrypt(&QUERY).expect("encrypt").pending;
+        let pending = f.prepared.seal_quantized(&QUERY).expect("encrypt").pending;
         if let Ok(scores) = pending.decrypt(&f.prepared, data) {
             assert_eq!(scores.len(), f.prepared.shape().geometry.items);
         }

@@ -6,7 +6,8 @@ use std::io::Cursor;
 
 use blindscore_fuzz::{join, split};
 use blindscore_server::access::ApiKeys;
-use blindscore_server::load::{read_ids, read_jsonl, read_npy, Normalisation};
+use blindscore_common::api::Normalisation;
+use blindscore_server::load::{read_ids, read_jsonl, read_npy};
 use libfuzzer_sys::fuzz_target;
 
 /// A minimal .npy file of little-endian f32 rows.

@@ -10,7 +10,7 @@ fuzz_target!(
             let f = fixture();
             let mut seeds: Vec<Vec<u8>> = [[1, -2, 3, 127], [-127, 127, -127, 127], [0; 4]]
                 .iter()
-                .map(|q| f.prepared.encrypt(q).expect("encrypt").bytes)
+                .map(|q| f.prepared.seal_quantized(q).expect("encrypt").bytes)
                 .collect();
             seeds.push(Vec::new());
             seeds

@@ -6,7 +6,9 @@
 
 use std::sync::OnceLock;
 
-use blindscore_client::{Artifacts, PreparedCatalog};
+use blindscore_client::core::{Artifacts, PreparedCatalog};
+use blindscore_common::api::{EmbeddingSpace, Metric, Normalisation};
+use blindscore_common::artefacts::{encode_ids, encode_scales};
 use blindscore_common::params::DEFAULT_PARAMS;
 use blindscore_common::{Layout, LayoutChoice, QuantizedCatalog};
 use blindscore_server::{CatalogSource, ServedCatalog};
@@ -43,21 +45,31 @@ pub fn fixture() -> &'static Fixture {
             &|_, _, _| {},
         )
         .expect("the fixture fits the budget");
-        let prepared = PreparedCatalog::new(served.description(), served.hint_message())
-            .expect("the fixture's description is valid");
         let ids: Vec<String> = (0..ITEMS).map(|i| format!("item-{i}")).collect();
         let artifacts = Artifacts {
             description: blindscore_common::wire::encode(served.description()),
             hint: served.hint_message().to_vec(),
-            ids: serde_json::to_vec(&ids).expect("json"),
-            scales: scales.iter().flat_map(|s| s.to_le_bytes()).collect(),
+            ids: encode_ids(&ids),
+            scales: encode_scales(&scales),
         };
+        let prepared = PreparedCatalog::check(NAME, space(), &artifacts)
+            .expect("the fixture's artefacts are valid");
         Fixture {
             served,
             prepared,
             artifacts,
         }
     })
+}
+
+/// The fixture's declared embedding space.
+pub fn space() -> EmbeddingSpace {
+    EmbeddingSpace {
+        model: "m".into(),
+        dimension: DIMENSION,
+        normalisation: Normalisation::L2,
+        metric: Metric::Cosine,
+    }
 }
 
 /// With `BLINDSCORE_WRITE_SEEDS=DIR`, write the seeds into DIR and exit.

@@ -17,7 +17,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use rayon::prelude::*;
 
 use blindscore_common::encoding::to_word;
-use blindscore_common::fourier::{c64, exact_add_mul, NegacyclicFft};
+use blindscore_common::fourier::{
+    c64, exact_add_mul, limb_count, mask_limb_transforms, NegacyclicFft,
+};
 use blindscore_common::masks::Masks;
 use blindscore_common::{CatalogShape, QuantizedCatalog};
 
@@ -48,7 +50,7 @@ pub fn exact_hint(
     let half = n / 2;
     let groups = geometry.groups();
     let limb = limb_bits(shape);
-    let limbs = 64u32.div_ceil(limb) as usize;
+    let limbs = limb_count(limb);
     // Transforms of every limb of every mask, as torus elements (value * 2^-64), so that
     // the inverse transform returns the integer limb sums directly.
     let mut mask_limbs = vec![c64::new(0.0, 0.0); groups * limbs * half];
@@ -57,14 +59,7 @@ pub fn exact_hint(
         .enumerate()
         .for_each_init(
             || (NegacyclicFft::new(n), vec![0u64; n]),
-            |(fft, poly), (g, out)| {
-                for (l, out) in out.chunks_exact_mut(half).enumerate() {
-                    for (x, a) in poly.iter_mut().zip(masks.mask(g)) {
-                        *x = (a >> (limb as usize * l)) & ((1u64 << limb) - 1);
-                    }
-                    fft.forward_torus(out, poly);
-                }
-            },
+            |(fft, poly), (g, out)| mask_limb_transforms(fft, masks.mask(g), limb, poly, out),
         );
     let total = geometry.blocks();
     let done = AtomicUsize::new(0);

@@ -23,9 +23,11 @@ use blindscore_common::ProtocolError;
 
 use crate::access::{client_key, Refusal};
 use crate::batcher::SubmitError;
-use crate::load::{read_jsonl, Metric, Normalisation};
+use blindscore_common::api::{CatalogInfo, ErrorBody, ErrorCode, Metric, Normalisation};
+
+use crate::load::read_jsonl;
 use crate::metrics::process_memory;
-use crate::registry::{Lookup, VersionEntry, VersionInfo};
+use crate::registry::{Lookup, VersionEntry};
 use crate::service::{AppState, SpaceDeclaration};
 
 /// The OpenAPI document of this API.
@@ -75,7 +77,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let admin = Router::new().route("/v1/admin/catalogs/{name}", put(replace_catalog));
     public
         .merge(admin)
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route") })
         // Bodies are read by the handlers under their own limits, with JSON errors.
         .layer(DefaultBodyLimit::disable())
         .layer(middleware::from_fn_with_state(state.clone(), observe))
@@ -151,8 +153,7 @@ async fn access(State(state): State<Arc<AppState>>, req: Request, next: Next) ->
             Ok(()) => {}
             Err(Refusal::Unauthorized) => {
                 return ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "api_key_required",
+                    ErrorCode::ApiKeyRequired,
                     "this server needs a valid API key in the x-api-key header",
                 )
                 .into_response()
@@ -167,7 +168,7 @@ async fn access(State(state): State<Arc<AppState>>, req: Request, next: Next) ->
 
 fn rate_limited(wait: std::time::Duration, message: &str) -> Response {
     let seconds = wait.as_secs_f64().ceil().clamp(1.0, 3600.0) as u32;
-    ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
+    ApiError::new(ErrorCode::RateLimited, message)
         .retry_after(seconds)
         .into_response()
 }
@@ -176,8 +177,7 @@ async fn with_timeout(limit: std::time::Duration, req: Request, next: Next) -> R
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(response) => response,
         Err(_) => ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "timeout",
+            ErrorCode::Timeout,
             "the request took longer than the server's limit",
         )
         .into_response(),
@@ -239,13 +239,6 @@ async fn transparency() -> Json<serde_json::Value> {
     }))
 }
 
-#[derive(Serialize)]
-struct CatalogInfo {
-    name: String,
-    current: VersionInfo,
-    previous: Option<VersionInfo>,
-}
-
 async fn list_catalogs(State(state): State<Arc<AppState>>) -> Json<Vec<CatalogInfo>> {
     Json(
         state
@@ -285,9 +278,7 @@ fn version_entry(
 ) -> Result<Arc<VersionEntry>, ApiError> {
     state.registry.version(name, version).map_err(|e| match e {
         Lookup::UnknownCatalog => unknown_catalog(name),
-        Lookup::VersionGone { current } => ApiError::new(
-            StatusCode::GONE,
-            "version_gone",
+        Lookup::VersionGone { current } => ApiError::new(ErrorCode::VersionGone,
             format!("version {version} of catalog {name:?} is no longer served; the current version is {current}: refetch the description"),
         ),
     })
@@ -295,8 +286,7 @@ fn version_entry(
 
 fn unknown_catalog(name: &str) -> ApiError {
     ApiError::new(
-        StatusCode::NOT_FOUND,
-        "unknown_catalog",
+        ErrorCode::UnknownCatalog,
         format!("no catalog named {name:?}"),
     )
 }
@@ -394,15 +384,13 @@ async fn score(
         Err(SubmitError::Busy) => {
             s.metrics.record_busy();
             Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "busy",
+                ErrorCode::Busy,
                 "too many queries are waiting; retry shortly",
             )
             .retry_after(1))
         }
         Err(SubmitError::Closed) => Err(ApiError::new(
-            StatusCode::GONE,
-            "version_gone",
+            ErrorCode::VersionGone,
             "this version was dropped; refetch the description",
         )),
     }
@@ -438,8 +426,7 @@ async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     }
     if seen > limit {
         return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
+            ErrorCode::BodyTooLarge,
             format!("the body is larger than this endpoint's limit of {limit} bytes"),
         ));
     }
@@ -480,8 +467,7 @@ async fn replace_catalog(
     let bits = params.bits;
     if bits.is_some_and(|b| !(2..=16).contains(&b)) {
         return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_parameter",
+            ErrorCode::BadParameter,
             "bits must be within 2..=16",
         ));
     }
@@ -506,8 +492,7 @@ async fn replace_catalog(
     let built = tokio::task::spawn_blocking(move || {
         let Some(_guard) = state.registry.begin_build(&name) else {
             return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "swap_in_progress",
+                ErrorCode::SwapInProgress,
                 "another replacement of this catalog is being built",
             ));
         };
@@ -520,28 +505,21 @@ async fn replace_catalog(
             let text = e.to_string();
             if text.contains("length limit exceeded") {
                 ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body_too_large",
+                    ErrorCode::BodyTooLarge,
                     format!("the catalog is larger than the upload limit of {limit} bytes"),
                 )
             } else {
-                ApiError::new(StatusCode::BAD_REQUEST, "bad_catalog", text)
+                ApiError::new(ErrorCode::BadCatalog, text)
             }
         })?;
         let entry = state
             .build_and_install(&name, items, &declaration)
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_catalog", e.to_string()))?;
+            .map_err(|e| ApiError::new(ErrorCode::BadCatalog, e.to_string()))?;
         state.metrics.record_swap(process_memory().resident);
         Ok((name, entry))
     })
     .await
-    .map_err(|_| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "the build failed",
-        )
-    })??;
+    .map_err(|_| ApiError::new(ErrorCode::Internal, "the build failed"))??;
     let (name, entry) = built;
     Ok(Json(Replaced {
         name,
@@ -555,8 +533,7 @@ async fn replace_catalog(
 fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(token) = &state.config.admin_token else {
         return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "admin_disabled",
+            ErrorCode::AdminDisabled,
             "set BLINDSCORE_ADMIN_TOKEN to enable the admin endpoints",
         ));
     };
@@ -569,8 +546,7 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
+            ErrorCode::Unauthorized,
             "a valid bearer token is required",
         ))
     }
@@ -589,15 +565,16 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
-    code: &'static str,
+    code: ErrorCode,
     message: String,
     retry_after: Option<u32>,
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError {
-            status,
+            status: StatusCode::from_u16(code.status())
+                .expect("every error code has a valid HTTP status"),
             code,
             message: message.into(),
             retry_after: None,
@@ -610,19 +587,13 @@ impl ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    code: &'a str,
-    message: &'a str,
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (
             self.status,
             Json(ErrorBody {
                 code: self.code,
-                message: &self.message,
+                message: self.message,
             }),
         )
             .into_response();
@@ -637,16 +608,7 @@ impl IntoResponse for ApiError {
 
 impl From<ProtocolError> for ApiError {
     fn from(e: ProtocolError) -> Self {
-        let (status, code) = match e {
-            ProtocolError::StaleVersion { .. } => (StatusCode::CONFLICT, "version_mismatch"),
-            ProtocolError::ParameterMismatch { .. } | ProtocolError::UnknownParameters(_) => {
-                (StatusCode::BAD_REQUEST, "wrong_parameters")
-            }
-            ProtocolError::CatalogMismatch { .. } => (StatusCode::BAD_REQUEST, "wrong_catalog"),
-            ProtocolError::WrongLength { .. } => (StatusCode::BAD_REQUEST, "wrong_length"),
-            _ => (StatusCode::BAD_REQUEST, "malformed_query"),
-        };
-        ApiError::new(status, code, e.to_string())
+        ApiError::new(ErrorCode::for_query_error(&e), e.to_string())
     }
 }
 

@@ -10,7 +10,6 @@
 
 pub mod access;
 pub mod batcher;
-pub mod demo;
 pub mod evaluator;
 pub mod fourier_catalog;
 pub mod hint;
@@ -25,7 +24,7 @@ pub mod tls;
 
 use blindscore_common::digest::{catalog_version, sha256, VersionInput};
 use blindscore_common::masks::Masks;
-use blindscore_common::wire::{self, QueryView, WIRE_VERSION};
+use blindscore_common::wire::{self, QueryView, HEADER_ALLOWANCE, WIRE_VERSION};
 use blindscore_common::{
     bitpack, CatalogDescription, CatalogRef, CatalogShape, GlweParams, HintMessage, LayoutChoice,
     ProtocolError, QuantizedCatalog,
@@ -35,9 +34,6 @@ pub use evaluator::{Evaluator, PassTimings, PreparedBatch};
 pub use fourier_catalog::{FourierCatalog, Progress};
 pub use response::ResponseMessage;
 pub use simd::Kernel;
-
-/// Room for a message's header around its payload when decoding.
-const HEADER_ALLOWANCE: u64 = 4096;
 
 /// One catalog version, ready to serve.
 pub struct ServedCatalog {
@@ -177,7 +173,7 @@ impl ServedCatalog {
 
     /// Largest encoded query this catalog accepts.
     pub fn max_query_bytes(&self) -> u64 {
-        self.shape.query_payload_bytes() as u64 + HEADER_ALLOWANCE
+        (self.shape.query_payload_bytes() + HEADER_ALLOWANCE) as u64
     }
 
     /// Decode and check an encoded query against this version (borrowing its payload).

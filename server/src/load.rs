@@ -10,14 +10,13 @@
 
 use std::io::{BufRead, Read};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
+use blindscore_common::api::Normalisation;
+use blindscore_common::artefacts::MAX_ID_LEN;
 use blindscore_common::budget::max_abs_for_bits;
 use blindscore_common::catalog::MAX_DIMENSION;
 use blindscore_common::{ProtocolError, QuantizedCatalog};
-
-/// Longest item id accepted.
-pub const MAX_ID_LEN: usize = 512;
 
 /// Why a catalog could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -38,38 +37,16 @@ pub enum LoadError {
     Protocol(#[from] ProtocolError),
 }
 
-/// The embedding space a catalog lives in, as the operator declares it; clients refuse a
-/// vector from another space.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EmbeddingSpace {
-    /// Name of the embedding model.
-    pub model: String,
-    /// Dimension of the vectors.
-    pub dimension: usize,
-    /// Whether rows are L2-normalised ("l2") or taken as they are ("none").
-    pub normalisation: Normalisation,
-    /// How scores are meant: "cosine" (normalised rows) or "dot".
-    pub metric: Metric,
-}
-
-/// Row normalisation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Normalisation {
-    /// Rows are scaled to unit L2 norm at load.
-    L2,
-    /// Rows are used as they are.
-    None,
-}
-
-/// Similarity the scores stand for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Metric {
-    /// Cosine similarity (with L2-normalised rows and queries).
-    Cosine,
-    /// Plain dot product.
-    Dot,
+/// The embedded demo catalog as the server loads it: rows quantized at 16 bits with
+/// per-item scales, to be narrowed to the widest width the noise budget allows.
+pub fn demo_items(demo: &blindscore_demo::DemoCatalog) -> Result<LoadedItems, LoadError> {
+    quantize_rows(
+        demo.ids.clone(),
+        &demo.embeddings,
+        blindscore_demo::DEMO_DIMENSION,
+        16,
+        Normalisation::L2,
+    )
 }
 
 /// Loaded items: ids, quantized vectors and per-item scales (float ~ scale * integer).

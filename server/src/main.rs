@@ -1,6 +1,6 @@
 //! `blindscore-server`: serve catalogs of item embeddings for private scoring.
 //!
-//! With no arguments it serves the embedded demo catalog (synthetic items) on
+//! With no arguments it serves the embedded demo catalog (12,000 real Debian packages) on
 //! 127.0.0.1:8080. Catalogs come from `.npy` matrices with id files, or JSON Lines.
 
 use std::fs::File;
@@ -11,12 +11,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use blindscore_common::api::{Metric, Normalisation};
 use blindscore_common::Layout;
+use blindscore_demo::{DemoCatalog, DEMO_ITEMS, DEMO_MODEL};
 use blindscore_server::access::{ApiKeys, RateLimit};
 use blindscore_server::batcher::BatchConfig;
-use blindscore_server::demo::{demo_catalog, DEMO_ITEMS, DEMO_MODEL};
 use blindscore_server::http::serve;
-use blindscore_server::load::{read_ids, read_jsonl, read_npy, LoadedItems, Metric, Normalisation};
+use blindscore_server::load::{demo_items, read_ids, read_jsonl, read_npy, LoadedItems};
 use blindscore_server::metrics::process_memory;
 use blindscore_server::service::{AppState, ServiceConfig, SpaceDeclaration};
 use blindscore_server::tls::server_config_from_files;
@@ -47,16 +48,11 @@ struct Config {
     /// Embedding model the catalogs were made with (declared in their description).
     #[arg(long, env = "BLINDSCORE_MODEL", default_value = "unspecified")]
     model: String,
-    /// Row normalisation applied at load.
-    #[arg(
-        long,
-        env = "BLINDSCORE_NORMALISATION",
-        value_enum,
-        default_value = "l2"
-    )]
+    /// Row normalisation applied at load: l2 or none.
+    #[arg(long, env = "BLINDSCORE_NORMALISATION", default_value = "l2")]
     normalisation: Normalisation,
-    /// What the scores stand for.
-    #[arg(long, env = "BLINDSCORE_METRIC", value_enum, default_value = "cosine")]
+    /// What the scores stand for: cosine or dot.
+    #[arg(long, env = "BLINDSCORE_METRIC", default_value = "cosine")]
     metric: Metric,
     /// Width of catalog values, bits (default: the widest the noise budget allows for the
     /// catalog's real norms and dimension).
@@ -309,8 +305,8 @@ fn catalog_entries(config: &Config) -> anyhow::Result<Vec<(String, Loader, Space
             ..default
         };
         let loader: Loader = Box::new(move || {
-            let demo = demo_catalog()?;
-            Ok(demo.items()?)
+            let demo = DemoCatalog::load()?;
+            Ok(demo_items(&demo)?)
         });
         out.push(("demo".into(), loader, declaration));
     }

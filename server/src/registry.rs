@@ -11,13 +11,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
+use blindscore_common::api::{EmbeddingSpace, VersionInfo, WireBits, WireBytes, RESCALE_RULE};
+use blindscore_common::artefacts::encode_scales;
 use blindscore_common::digest::hex;
 use blindscore_common::{wire, CatalogVersion};
 
 use crate::batcher::{BatchConfig, Batcher};
-use crate::load::EmbeddingSpace;
 use crate::metrics::Metrics;
 use crate::ServedCatalog;
 
@@ -52,7 +51,7 @@ impl VersionEntry {
     ) -> Arc<Self> {
         let served = Arc::new(served);
         let description_bytes = wire::encode(served.description());
-        let scales_bytes: Vec<u8> = scales.iter().flat_map(|s| s.to_le_bytes()).collect();
+        let scales_bytes = encode_scales(scales);
         let memory_bytes = served.fourier().memory_bytes()
             + served.hint_message().len()
             + ids_json.len()
@@ -103,49 +102,9 @@ impl VersionEntry {
             },
             hint_sha256: hex(&self.served.description().hint_digest),
             dimension_scales: self.scales_bytes.len() > 4 * shape.geometry.items,
-            rescale: "score_float = score_int * query_scale * item_scale[i]; .../scales holds the item \
-                      scales (little-endian f32, one per item), then, with dimension_scales, one scale per \
-                      dimension to multiply the query by before quantizing it (query_scale)"
-                .into(),
+            rescale: RESCALE_RULE.into(),
         }
     }
-}
-
-/// A version's public description (JSON).
-#[derive(Serialize, Clone, Debug)]
-pub struct VersionInfo {
-    pub version: String,
-    pub param_id: u16,
-    pub items: usize,
-    pub dimension: usize,
-    pub embedding_space: EmbeddingSpace,
-    pub layout: String,
-    pub group_size: usize,
-    pub catalog_bits: u32,
-    pub query_bits: u32,
-    pub delta_log2: u32,
-    pub failure_log2_per_query: i32,
-    pub wire_bits: WireBits,
-    pub bytes: WireBytes,
-    pub hint_sha256: String,
-    pub dimension_scales: bool,
-    pub rescale: String,
-}
-
-/// Bits per wire word.
-#[derive(Serialize, Clone, Debug)]
-pub struct WireBits {
-    pub query: u32,
-    pub hint: u32,
-    pub response: u32,
-}
-
-/// Payload bytes.
-#[derive(Serialize, Clone, Debug)]
-pub struct WireBytes {
-    pub query: usize,
-    pub response: usize,
-    pub hint: usize,
 }
 
 struct Slot {

@@ -10,7 +10,9 @@ use blindscore_common::{Layout, LayoutChoice};
 
 use crate::access::{ApiKeys, Buckets, RateLimit};
 use crate::batcher::BatchConfig;
-use crate::load::{EmbeddingSpace, LoadError, LoadedItems, Metric, Normalisation};
+use blindscore_common::api::{EmbeddingSpace, Metric, Normalisation};
+
+use crate::load::{LoadError, LoadedItems};
 use crate::metrics::{process_memory, Metrics};
 use crate::registry::{Registry, VersionEntry};
 use crate::{CatalogSource, ServedCatalog};
@@ -148,7 +150,7 @@ pub fn build_entry(
     } = items;
     // Only the encoded ids are kept (that is all the service sends), and they are encoded
     // before the build so that the strings are freed first.
-    let ids_json = serde_json::to_vec(&ids).unwrap_or_default();
+    let ids_json = blindscore_common::artefacts::encode_ids(&ids);
     drop(ids);
     let (catalog, dimension_scales) = if declaration.dimension_scales {
         let (spread, t) = spread_dimensions(&catalog)?;

@@ -2,10 +2,15 @@
 //! encrypt-score-decrypt loop through the real server and client code.
 #![allow(dead_code)]
 
-use blindscore_client::PreparedCatalog;
+use blindscore_client::core::{Artifacts, PreparedCatalog};
+use blindscore_client::ClientError;
+use blindscore_common::api::Normalisation;
+use blindscore_common::api::{CatalogInfo, EmbeddingSpace, Metric};
+use blindscore_common::artefacts::{encode_ids, encode_scales};
 use blindscore_common::params::DEFAULT_PARAMS;
-use blindscore_common::{Layout, LayoutChoice, QuantizedCatalog};
-use blindscore_server::load::{quantize_rows, LoadedItems, Normalisation};
+use blindscore_common::wire;
+use blindscore_common::{CatalogDescription, Layout, LayoutChoice, QuantizedCatalog};
+use blindscore_server::load::{quantize_rows, LoadedItems};
 use blindscore_server::{CatalogSource, ServedCatalog};
 
 /// A small deterministic generator (SplitMix64: every output bit is well mixed, unlike
@@ -56,13 +61,71 @@ pub fn serve(catalog: &QuantizedCatalog, layout: Layout, query_bits: u32) -> Ser
     .unwrap()
 }
 
+/// The embedding space of the test catalogs: integer vectors, no normalisation.
+pub fn test_space(dimension: usize) -> EmbeddingSpace {
+    EmbeddingSpace {
+        model: "test".into(),
+        dimension,
+        normalisation: Normalisation::None,
+        metric: Metric::Dot,
+    }
+}
+
+/// The artefacts a server would serve for a catalog built directly (ids "0", "1", ...
+/// and unit scales), with a given description and hint.
+pub fn artifacts_with(description: &CatalogDescription, hint: &[u8]) -> Artifacts {
+    // A description with an absurd count (as the bad-input tests send) is refused before
+    // ids and scales are read: none are made for it.
+    let items = usize::try_from(description.item_count)
+        .ok()
+        .filter(|&n| n <= blindscore_common::catalog::MAX_ITEMS)
+        .unwrap_or(0);
+    Artifacts {
+        description: wire::encode(description),
+        hint: hint.to_vec(),
+        ids: encode_ids(&(0..items).map(|i| i.to_string()).collect::<Vec<_>>()),
+        scales: encode_scales(&vec![1.0; items]),
+    }
+}
+
+/// Check a description and hint through the client core, as the SDK does.
+pub fn prepare_with(
+    description: &CatalogDescription,
+    hint: &[u8],
+) -> Result<PreparedCatalog, ClientError> {
+    let space = test_space(description.dimension as usize);
+    PreparedCatalog::check(
+        &description.catalog.catalog_id,
+        space,
+        &artifacts_with(description, hint),
+    )
+}
+
 pub fn prepare(served: &ServedCatalog) -> PreparedCatalog {
-    PreparedCatalog::new(served.description(), served.hint_message()).unwrap()
+    prepare_with(served.description(), served.hint_message()).unwrap()
+}
+
+/// The catalog info document a server at `base` answers for `name`.
+pub async fn catalog_info(base: &str, name: &str) -> CatalogInfo {
+    let bytes = reqwest::get(format!("{base}/v1/catalogs/{name}"))
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    CatalogInfo::parse(&bytes).unwrap()
+}
+
+/// The current version (hex) of catalog `name` on the server at `base`.
+pub async fn current_version(base: &str, name: &str) -> String {
+    catalog_info(base, name).await.current.version
 }
 
 /// Encrypt, score through the server's byte interface, decrypt.
 pub fn round_trip(served: &ServedCatalog, prepared: &PreparedCatalog, query: &[i32]) -> Vec<i64> {
-    let encrypted = prepared.encrypt(query).unwrap();
+    let encrypted = prepared.seal_quantized(query).unwrap();
     let response = served.score_encoded(&encrypted.bytes).unwrap();
     encrypted.pending.decrypt(prepared, &response).unwrap()
 }

@@ -16,13 +16,11 @@ pub struct SecretKey {
 }
 
 impl SecretKey {
-    /// Draw a fresh key from the OS's CSPRNG. [`PreparedCatalog::encrypt`] draws its own;
-    /// this is public so the cost of drawing one can be measured.
-    ///
-    /// [`PreparedCatalog::encrypt`]: crate::PreparedCatalog::encrypt
+    /// Draw a fresh key from the OS's CSPRNG (public only with the known-answer hooks, so
+    /// the cost of drawing one can be measured).
     pub fn generate(n: usize) -> Result<Self, ClientError> {
         let mut bytes = Zeroizing::new(vec![0u8; n.div_ceil(8)]);
-        getrandom::getrandom(&mut bytes).map_err(|e| ClientError::Randomness(e.to_string()))?;
+        getrandom::getrandom(&mut bytes).map_err(ClientError::Randomness)?;
         let bits = (0..n)
             .map(|i| ((bytes[i / 8] >> (i % 8)) & 1) as u64)
             .collect();
@@ -46,16 +44,6 @@ impl SecretKey {
     /// The key's coefficients (0 or 1).
     pub(crate) fn bits(&self) -> &[u64] {
         &self.bits
-    }
-
-    /// Number of coefficients.
-    pub fn len(&self) -> usize {
-        self.bits.len()
-    }
-
-    /// Whether the key is empty (never, for a real key).
-    pub fn is_empty(&self) -> bool {
-        self.bits.is_empty()
     }
 }
 

@@ -1,18 +1,18 @@
-//! Private ranking in a few lines: start a server with a small catalog on a loopback port
+//! Private ranking in a few lines: start a server with the demo catalog on a loopback port
 //! (in an app, the server is already running somewhere), then rank.
 //!
-//! `cargo run --release -p blindscore-client --example quickstart`
+//! `cargo run --release -p blindscore-cli --example quickstart`
 
 use blindscore_client::profile::{now_unix_ms, PreferenceProfile, ProfileWeights};
 use blindscore_client::Ranker;
-use blindscore_server::demo::{demo_catalog, demo_interests};
+use blindscore_demo::{demo_interests, DemoCatalog};
+use blindscore_server::load::demo_items;
 use blindscore_server::service::{AppState, ServiceConfig, SpaceDeclaration};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // -- server side (normally elsewhere) --
-    let demo = demo_catalog()?;
-    let items = demo.items()?;
+    let items = demo_items(&DemoCatalog::load()?)?;
     let state = AppState::new(ServiceConfig::default());
     state.build_and_install("demo", items, &SpaceDeclaration::default())?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -24,9 +24,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // -- app side --
     // Build the user's preferences on the device: a stated interest and a recent view.
     let mut profile = PreferenceProfile::new(ProfileWeights::default());
-    let interests = demo_interests();
-    profile.state(&interests[0].0, interests[0].1.clone(), 1.0); // "edit photos and images"
-    profile.observe(interests[4].1.clone(), 0.5, now_unix_ms()); // just viewed: Python tools
+    let interests = demo_interests()?;
+    profile.state(&interests[0].text, interests[0].vector.clone(), 1.0); // "edit photos and images"
+    profile.observe(interests[4].vector.clone(), 0.5, now_unix_ms()); // just viewed: Python tools
     let preferences = profile.combine(now_unix_ms())?.ok_or("empty profile")?;
 
     // One call: fetch (and cache) the catalog's public data, encrypt under a fresh key,

@@ -1,12 +1,12 @@
 //! The `blindscore` command against a real server on a loopback port.
 
-use blindscore_server::demo::{demo_catalog, demo_interests};
+use blindscore_demo::{demo_interests, DemoCatalog};
+use blindscore_server::load::demo_items;
 use blindscore_server::service::{AppState, ServiceConfig, SpaceDeclaration};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rank_prints_json_lines_and_refuses_a_wrong_vector() {
-    let demo = demo_catalog().unwrap();
-    let items = demo.items().unwrap();
+    let items = demo_items(&DemoCatalog::load().unwrap()).unwrap();
     let state = AppState::new(ServiceConfig::default());
     state
         .build_and_install("demo", items, &SpaceDeclaration::default())
@@ -20,7 +20,11 @@ async fn rank_prints_json_lines_and_refuses_a_wrong_vector() {
     let dir = std::env::temp_dir().join(format!("blindscore-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let vector = dir.join("v.json");
-    std::fs::write(&vector, serde_json::to_vec(&demo_interests()[0].1).unwrap()).unwrap();
+    std::fs::write(
+        &vector,
+        serde_json::to_vec(&demo_interests().unwrap()[0].vector).unwrap(),
+    )
+    .unwrap();
     let run = |args: Vec<String>| async move {
         tokio::task::spawn_blocking(move || {
             std::process::Command::new(env!("CARGO_BIN_EXE_blindscore"))

@@ -1,0 +1,35 @@
+//! A blindscore server inside this process, on a loopback port: what `demo` and `eval`
+//! rank through, over real HTTP.
+
+use std::sync::Arc;
+
+use blindscore_server::load::LoadedItems;
+use blindscore_server::registry::VersionEntry;
+use blindscore_server::service::{AppState, ServiceConfig, SpaceDeclaration};
+
+/// A server serving one catalog, until the process ends.
+pub struct LocalServer {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// The version it serves.
+    pub entry: Arc<VersionEntry>,
+}
+
+/// Build `items` into catalog `name` (on a blocking thread: it is CPU-heavy) and serve it.
+pub async fn start(
+    name: &str,
+    items: LoadedItems,
+    declaration: SpaceDeclaration,
+) -> anyhow::Result<LocalServer> {
+    let state = AppState::new(ServiceConfig::default());
+    let builder = state.clone();
+    let name = name.to_string();
+    let entry =
+        tokio::task::spawn_blocking(move || builder.build_and_install(&name, items, &declaration))
+            .await??;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let app = blindscore_server::http::router(state);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(LocalServer { url, entry })
+}

@@ -1,0 +1,56 @@
+//! The on-disk cache of catalog artefacts, one directory per catalog version. Cached
+//! artefacts are checked exactly like fetched ones (hint digest included), so a damaged
+//! cache only costs a download.
+
+use std::path::{Path, PathBuf};
+
+use blindscore_common::CatalogVersion;
+
+use crate::core::Artifacts;
+
+const FILES: [&str; 4] = ["description", "hint", "ids", "scales"];
+
+/// A directory the app gives the SDK for its cache.
+pub(crate) struct DiskCache {
+    dir: PathBuf,
+}
+
+impl DiskCache {
+    pub(crate) fn new(dir: PathBuf) -> Self {
+        DiskCache { dir }
+    }
+
+    fn version_dir(&self, catalog: &str, version: &CatalogVersion) -> PathBuf {
+        self.dir.join(catalog).join(version.to_hex())
+    }
+
+    /// The artefacts of a version, if all four are cached.
+    pub(crate) fn load(&self, catalog: &str, version: &CatalogVersion) -> Option<Artifacts> {
+        let dir = self.version_dir(catalog, version);
+        let read = |f: &str| std::fs::read(dir.join(f)).ok();
+        Some(Artifacts {
+            description: read(FILES[0])?,
+            hint: read(FILES[1])?,
+            ids: read(FILES[2])?,
+            scales: read(FILES[3])?,
+        })
+    }
+
+    /// Best effort: a cache that cannot be written only costs a download next time. Each
+    /// file is written under a temporary name and renamed, so a reader never sees half.
+    pub(crate) fn save(&self, catalog: &str, version: &CatalogVersion, a: &Artifacts) {
+        let write = |dir: &Path| -> std::io::Result<()> {
+            std::fs::create_dir_all(dir)?;
+            for (name, bytes) in FILES
+                .iter()
+                .zip([&a.description, &a.hint, &a.ids, &a.scales])
+            {
+                let tmp = dir.join(format!("{name}.tmp"));
+                std::fs::write(&tmp, bytes)?;
+                std::fs::rename(&tmp, dir.join(name))?;
+            }
+            Ok(())
+        };
+        let _ = write(&self.version_dir(catalog, version));
+    }
+}

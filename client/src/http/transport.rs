@@ -1,0 +1,238 @@
+//! Talking to a blindscore server over HTTP. Every body is read under a limit derived
+//! from what the (range-checked) description says it should be, so a hostile server
+//! cannot exhaust the client's memory.
+
+use blindscore_common::api::{CatalogInfo, ErrorBody, ErrorCode};
+use blindscore_common::artefacts::MAX_ENCODED_ID_BYTES;
+use blindscore_common::wire::{self, HEADER_ALLOWANCE};
+use blindscore_common::{CatalogDescription, CatalogVersion, ProtocolError};
+
+use crate::core::{Artifacts, PreparedCatalog, MAX_DESCRIPTION_BYTES};
+use crate::error::ClientError;
+
+/// Largest catalog info document a client reads.
+const MAX_INFO_BYTES: usize = 64 * 1024;
+/// Most bytes of an error answer's body a client reads.
+const MAX_ERROR_BYTES: usize = 4096;
+
+/// How to reach a server: whom to trust and what to present.
+#[derive(Clone, Debug, Default)]
+pub struct Connection {
+    /// Root certificates (PEM) to trust besides the public web's, e.g. a private CA or a
+    /// self-signed server certificate. Server certificates are always verified.
+    pub root_certificates: Vec<Vec<u8>>,
+    /// An API key for servers that require one (sent as `x-api-key`).
+    pub api_key: Option<String>,
+    /// Allow plain `http://` to hosts beyond loopback (refused by default: without TLS an
+    /// on-path attacker sees which catalog is queried and when, and can tamper with
+    /// everything the server sends).
+    pub allow_plain_http: bool,
+}
+
+impl Connection {
+    fn http_client(&self, base: &str) -> Result<reqwest::Client, ClientError> {
+        let url = reqwest::Url::parse(base).map_err(|source| ClientError::InvalidUrl {
+            url: base.into(),
+            source,
+        })?;
+        match url.scheme() {
+            "https" => {}
+            "http" if self.allow_plain_http || is_loopback(&url) => {}
+            "http" => {
+                return Err(ClientError::PlainHttpRefused {
+                    host: url.host_str().unwrap_or_default().into(),
+                })
+            }
+            other => {
+                return Err(ClientError::UnsupportedScheme {
+                    url: base.into(),
+                    scheme: other.into(),
+                })
+            }
+        }
+        let mut builder = reqwest::Client::builder().https_only(url.scheme() == "https");
+        for pem in &self.root_certificates {
+            let certificate =
+                reqwest::Certificate::from_pem(pem).map_err(ClientError::Certificate)?;
+            builder = builder.add_root_certificate(certificate);
+        }
+        builder.build().map_err(ClientError::Transport)
+    }
+}
+
+fn is_loopback(url: &reqwest::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// A connection to one server. The HTTP client is built on the first request, so that a
+/// bad URL or certificate is reported by every request as a typed error.
+pub(crate) struct Client {
+    http: std::sync::OnceLock<reqwest::Client>,
+    connection: Connection,
+    base: String,
+}
+
+impl Client {
+    /// A client for the server at `base` (e.g. `https://shop.example/blindscore`).
+    pub(crate) fn new(base: &str, connection: &Connection) -> Self {
+        Client {
+            http: std::sync::OnceLock::new(),
+            connection: connection.clone(),
+            base: base.trim_end_matches('/').to_string(),
+        }
+    }
+
+    /// The server's base URL.
+    pub(crate) fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+    ) -> Result<reqwest::RequestBuilder, ClientError> {
+        let http = match self.http.get() {
+            Some(http) => http,
+            None => {
+                let built = self.connection.http_client(&self.base)?;
+                self.http.get_or_init(|| built)
+            }
+        };
+        let mut request = http.request(method, format!("{}{path}", self.base));
+        if let Some(key) = &self.connection.api_key {
+            request = request.header("x-api-key", key);
+        }
+        Ok(request)
+    }
+
+    /// The catalog's info document: its current version and declared embedding space.
+    pub(crate) async fn catalog_info(&self, name: &str) -> Result<CatalogInfo, ClientError> {
+        wire::validate_catalog_id(name)?;
+        let bytes = self
+            .get(&format!("/v1/catalogs/{name}"), MAX_INFO_BYTES)
+            .await?;
+        Ok(CatalogInfo::parse(&bytes)?)
+    }
+
+    /// Fetch every artefact of a version, each under a limit derived from its
+    /// range-checked description.
+    pub(crate) async fn fetch_artifacts(
+        &self,
+        name: &str,
+        version: &CatalogVersion,
+    ) -> Result<Artifacts, ClientError> {
+        let base = format!("/v1/catalogs/{name}/versions/{}", version.to_hex());
+        let description = self
+            .get(&format!("{base}/description"), MAX_DESCRIPTION_BYTES)
+            .await?;
+        let decoded: CatalogDescription = wire::decode(&description, MAX_DESCRIPTION_BYTES as u64)?;
+        let shape = decoded.shape()?;
+        let g = shape.geometry;
+        let hint = self
+            .get(
+                &format!("{base}/hint"),
+                shape.hint_payload_bytes() + HEADER_ALLOWANCE,
+            )
+            .await?;
+        let ids = self
+            .get(
+                &format!("{base}/ids"),
+                g.items * MAX_ENCODED_ID_BYTES + HEADER_ALLOWANCE,
+            )
+            .await?;
+        let scales = self
+            .get(&format!("{base}/scales"), (g.items + g.dimension) * 4)
+            .await?;
+        Ok(Artifacts {
+            description,
+            hint,
+            ids,
+            scales,
+        })
+    }
+
+    /// Send an encoded query for a prepared catalog version; returns the encoded response.
+    pub(crate) async fn score(
+        &self,
+        prepared: &PreparedCatalog,
+        query: Vec<u8>,
+    ) -> Result<Vec<u8>, ClientError> {
+        let path = format!(
+            "/v1/catalogs/{}/versions/{}/score",
+            prepared.name(),
+            prepared.version().to_hex()
+        );
+        let response = self
+            .request(reqwest::Method::POST, &path)?
+            .header("content-type", "application/octet-stream")
+            .body(query)
+            .send()
+            .await
+            .map_err(ClientError::Transport)?;
+        let limit = prepared.shape().response_payload_bytes() + HEADER_ALLOWANCE;
+        read(response, limit).await
+    }
+
+    async fn get(&self, path: &str, limit: usize) -> Result<Vec<u8>, ClientError> {
+        let response = self
+            .request(reqwest::Method::GET, path)?
+            .send()
+            .await
+            .map_err(ClientError::Transport)?;
+        read(response, limit).await
+    }
+}
+
+/// Read a body of at most `limit` bytes; an error status becomes its typed error with the
+/// server's (truncated) message.
+async fn read(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, ClientError> {
+    let status = response.status();
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u32>().ok());
+    let limit = if status.is_success() {
+        limit
+    } else {
+        MAX_ERROR_BYTES
+    };
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(ClientError::Transport)? {
+        if body.len() + chunk.len() > limit {
+            if !status.is_success() {
+                body.extend_from_slice(&chunk[..limit - body.len()]);
+                break;
+            }
+            return Err(ProtocolError::OutOfRange {
+                what: "response size",
+                value: (body.len() + chunk.len()) as u64,
+                allowed: format!("at most {limit} bytes"),
+            }
+            .into());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    if !status.is_success() {
+        let (code, message) = match serde_json::from_slice::<ErrorBody>(&body) {
+            Ok(e) => (e.code, e.message),
+            Err(_) => (
+                ErrorCode::Unknown,
+                String::from_utf8_lossy(&body).into_owned(),
+            ),
+        };
+        return Err(ClientError::from_status(
+            status.as_u16(),
+            code,
+            message,
+            retry_after,
+        ));
+    }
+    Ok(body)
+}
