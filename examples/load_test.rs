@@ -46,6 +46,13 @@ struct Args {
     /// Allowed growth of the server's resident memory over the run, percent.
     #[arg(long, default_value_t = 5.0)]
     memory_tolerance: f64,
+    /// The layout's group size b (1 = column); by default the server's cost model picks.
+    #[arg(long)]
+    group_size: Option<u32>,
+    /// Instead of the load: measure this (client) process's peak memory while it fetches,
+    /// checks and prepares the catalog under the SDK's default limits, and exit.
+    #[arg(long)]
+    client_memory: bool,
 }
 
 struct Stats {
@@ -119,13 +126,34 @@ fn write_catalog(
 }
 
 fn resident_bytes(pid: u32) -> anyhow::Result<u64> {
+    status_bytes(pid, "VmRSS:")
+}
+
+/// A size from /proc/PID/status, in bytes.
+fn status_bytes(pid: u32, field: &str) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let kb: u64 = status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-        .context("VmRSS missing")?;
+        .with_context(|| format!("{field} missing"))?;
     Ok(kb * 1024)
+}
+
+/// This process's peak memory above its resident level while a fresh ranker fetches,
+/// checks and prepares the catalog: (peak increase, the estimate the limits check).
+async fn client_preparation_peak(base: &str) -> anyhow::Result<(u64, u64)> {
+    let me = std::process::id();
+    // Writing 5 resets the peak resident size (VmHWM) to the current one.
+    std::fs::write("/proc/self/clear_refs", "5")?;
+    let before = resident_bytes(me)?;
+    let prepared = Ranker::new(base).prepare("load").await?;
+    let peak = status_bytes(me, "VmHWM:")?;
+    let estimate = blindscore_client::core::preparation_bytes(
+        prepared.shape(),
+        prepared.cost().once_per_version as u64,
+    );
+    Ok((peak.saturating_sub(before), estimate))
 }
 
 struct Server(Child);
@@ -245,6 +273,11 @@ async fn main() -> anyhow::Result<()> {
                 "--queue-depth",
                 &args.queue_depth.to_string(),
             ])
+            .args(
+                args.group_size
+                    .map(|b| vec!["--group-size".to_string(), b.to_string()])
+                    .unwrap_or_default(),
+            )
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -266,6 +299,22 @@ async fn main() -> anyhow::Result<()> {
             Err(e) => bail!("the server did not come up: {e}"),
         }
     };
+    if args.client_memory {
+        let (peak, estimate) = client_preparation_peak(&base).await?;
+        let shape = prepared.shape();
+        println!(
+            "client: preparing {} x {} ({}, {:.1} MiB of artefacts) took {:.0} MiB at its peak; the limits' estimate is {:.0} MiB",
+            args.items,
+            args.dimension,
+            shape.layout,
+            prepared.cost().once_per_version as f64 / (1 << 20) as f64,
+            peak as f64 / (1 << 20) as f64,
+            estimate as f64 / (1 << 20) as f64,
+        );
+        drop(server);
+        let _ = std::fs::remove_dir_all(&dir);
+        return Ok(());
+    }
     eprintln!(
         "server ready in {:.1} s ({:.0} MiB resident); {} clients for {} s after {} s of warm-up, queue limit {}",
         started.elapsed().as_secs_f64(),

@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::HashSet;
 
-use blindscore_client::core::{Artifacts, PreparedCatalog};
+use blindscore_client::core::{Artifacts, Limits, PreparedCatalog};
 use blindscore_common::api::{CatalogInfo, Metric, Normalisation};
 use blindscore_common::{Layout, QuantizedCatalog};
 use blindscore_server::http::router;
@@ -70,8 +70,13 @@ async fn prepared_over_http(base: &str) -> (PreparedCatalog, String) {
         ids: get(&format!("{vbase}/ids")).await,
         scales: get(&format!("{vbase}/scales")).await,
     };
-    let prepared =
-        PreparedCatalog::check("shop", info.current.embedding_space.clone(), &artifacts).unwrap();
+    let prepared = PreparedCatalog::check(
+        "shop",
+        info.current.embedding_space.clone(),
+        &artifacts,
+        &Limits::default(),
+    )
+    .unwrap();
     assert_eq!(prepared.version().to_hex(), info.current.version);
     (prepared, vbase)
 }

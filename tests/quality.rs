@@ -80,7 +80,8 @@ async fn check_real_set(set: &str, dimension_scales: bool) {
 }
 
 /// Values at their bounds (as many per item as the budget's block norm allows, the same in
-/// every block) and a query at its bound decrypt exactly; prints the noise margin.
+/// every block) and a query at its bound decrypt exactly (the noise and its margin are
+/// measured by the client crate's noise tests, which can see it).
 fn worst_case_at(layout: Layout, d: usize, bits: u32, query_bits: u32, norm_sq: u64) {
     let max = (1i32 << (bits - 1)) - 1;
     let qmax = (1i32 << (query_bits - 1)) - 1;
@@ -121,18 +122,10 @@ fn worst_case_at(layout: Layout, d: usize, bits: u32, query_bits: u32, norm_sq: 
         .collect();
     let encrypted = prepared.seal_quantized(&query).unwrap();
     let response = served.score_encoded(&encrypted.bytes).unwrap();
-    let (scores, noise) = encrypted
-        .pending
-        .decrypt_with_noise(&prepared, &response)
-        .unwrap();
+    let scores = encrypted.pending.decrypt(&prepared, &response).unwrap();
     assert_eq!(scores, catalog.plaintext_scores(&query));
-    let max_noise = noise.iter().fold(0.0f64, |m, z| m.max(z.abs()));
-    let limit = served.shape().budget.noise_limit();
     println!(
-        "  worst case at {bits}-bit values ({per_item} of {d} at the bound per item), {query_bits}-bit query: exact; max noise 2^{:.2} against Delta/2 = 2^{:.2}: margin {:.2} bits",
-        max_noise.log2(),
-        limit.log2(),
-        (limit / max_noise).log2()
+        "  worst case at {bits}-bit values ({per_item} of {d} at the bound per item), {query_bits}-bit query: exact"
     );
 }
 

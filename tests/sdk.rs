@@ -12,8 +12,9 @@ use axum::Router;
 use blindscore_client::{ClientError, Ranker};
 use blindscore_common::api::ErrorCode;
 use blindscore_common::digest::sha256;
+use blindscore_common::encoding::word_to_torus;
 use blindscore_common::params::ParamId;
-use blindscore_common::{wire, CatalogDescription, HintMessage, Layout};
+use blindscore_common::{bitpack, wire, CatalogDescription, HintMessage, Layout, QueryMessage};
 use blindscore_server::http::router;
 use blindscore_server::load::LoadedItems;
 use blindscore_server::service::{AppState, ServiceConfig, SpaceDeclaration};
@@ -125,12 +126,18 @@ async fn top_k_equals_the_plaintext_top_k_and_the_hint_is_fetched_once() {
         "the disk cache must be used"
     );
     assert_eq!(again.len(), 5);
-    // A damaged cache is ignored and refetched, never trusted.
-    for f in std::fs::read_dir(&dir).unwrap().flatten() {
-        for v in std::fs::read_dir(f.path()).unwrap().flatten() {
-            std::fs::write(v.path().join("hint"), b"damaged").unwrap();
+    // A damaged cache is ignored and refetched, never trusted (entries are kept per
+    // server, then per catalog and version).
+    let mut damaged = 0;
+    for origin in std::fs::read_dir(&dir).unwrap().flatten() {
+        for catalog in std::fs::read_dir(origin.path()).unwrap().flatten() {
+            for v in std::fs::read_dir(catalog.path()).unwrap().flatten() {
+                std::fs::write(v.path().join("hint"), b"damaged").unwrap();
+                damaged += 1;
+            }
         }
     }
+    assert_eq!(damaged, 1);
     Ranker::new(&base)
         .with_cache_dir(&dir)
         .rank("shop", &query, 5)
@@ -488,7 +495,39 @@ async fn a_gone_version_during_a_query_is_retried_once_with_a_fresh_encryption()
     assert_eq!(ranked.len(), 5);
     let bodies = proxy.bodies.lock().unwrap().clone();
     assert_eq!(bodies.len(), 2, "one retry");
-    assert_ne!(bodies[0], bodies[1], "the retry must be a fresh encryption");
+    // A fresh encryption under a fresh key: the two bodies differ everywhere by about as
+    // much as two uniform words. Under a reused key (with fresh noise) they would differ
+    // only by the noise, about 2^18, and the rounding of the low bits.
+    let shape = *ranker.prepare("shop").await.unwrap().shape();
+    let b = shape.budget;
+    let words = |bytes: &Bytes| {
+        let q: QueryMessage = wire::decode(bytes, u64::MAX).unwrap();
+        bitpack::unpack(
+            &q.bodies,
+            b.query_bits(),
+            shape.geometry.query_coefficients(),
+            "bodies",
+        )
+        .unwrap()
+    };
+    let (first, second) = (words(&bodies[0]), words(&bodies[1]));
+    // Differences in units of the body modulus 2^hi, centred.
+    let small = 1i128 << (18.max(b.query_low + 1) + 2);
+    let close = first
+        .iter()
+        .zip(&second)
+        .filter(|(x, y)| {
+            let diff = word_to_torus(**x, b.query_bits())
+                .wrapping_sub(word_to_torus(**y, b.query_bits())) as i64
+                as i128;
+            (diff >> (64 - b.modulus_log2)).abs() < small
+        })
+        .count();
+    assert!(
+        close * 100 < first.len(),
+        "{close} of {} body coefficients are within the noise of each other: a reused key?",
+        first.len()
+    );
 
     // Gone twice: reported, not retried again.
     *proxy.refuse.lock().unwrap() = 2;

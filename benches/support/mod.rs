@@ -88,7 +88,6 @@ pub fn random_query_i8(dimension: usize, seed: u64) -> Vec<i8> {
         .collect()
 }
 
-/// Build the server's form of a catalog; returns it and the build time in seconds.
 /// A served catalog checked and prepared through the client core, as the SDK prepares
 /// it (ids "0", "1", ... and unit scales stand in for the artefacts a server would add).
 pub fn prepare(served: &ServedCatalog) -> PreparedCatalog {
@@ -105,10 +104,28 @@ pub fn prepare(served: &ServedCatalog) -> PreparedCatalog {
         normalisation: Normalisation::None,
         metric: Metric::Dot,
     };
-    PreparedCatalog::check(&served.catalog_ref().catalog_id, space, &artifacts)
-        .expect("a catalog the server built passes the client's checks")
+    // The benchmarks' catalogs are larger than an app's default limits allow.
+    let unlimited = blindscore_client::core::Limits {
+        max_items: u64::MAX,
+        max_dimension: u64::MAX,
+        max_description_bytes: u64::MAX,
+        max_hint_bytes: u64::MAX,
+        max_ids_bytes: u64::MAX,
+        max_scales_bytes: u64::MAX,
+        max_query_bytes: u64::MAX,
+        max_response_bytes: u64::MAX,
+        max_preparation_bytes: u64::MAX,
+    };
+    PreparedCatalog::check(
+        &served.catalog_ref().catalog_id,
+        space,
+        &artifacts,
+        &unlimited,
+    )
+    .expect("a catalog the server built passes the client's checks")
 }
 
+/// Build the server's form of a catalog; returns it and the build time in seconds.
 pub fn serve(catalog: &QuantizedCatalog, layout: Layout) -> (ServedCatalog, f64) {
     serve_with(catalog, LayoutChoice::Fixed(layout))
 }

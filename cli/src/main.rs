@@ -2,6 +2,9 @@
 //!
 //! * `blindscore rank --server URL --catalog NAME --vector FILE [-k 10] [--json]` ranks a
 //!   catalog for a preference vector read from a `.npy` (1-D) or JSON (array) file.
+//! * `blindscore eval --catalog items.npy --ids ids.txt --queries queries.npy` ranks every
+//!   query of an evaluation set through the encrypted pipeline and reports recall against
+//!   the float ranking.
 //! * `blindscore demo` starts an in-process server with the embedded demo catalog on a
 //!   loopback port, ranks a sample user through real HTTP, and prints the encrypted top-k
 //!   beside the plaintext top-k, with the time and bytes of each step.
@@ -67,8 +70,8 @@ enum Command {
         #[arg(long)]
         allow_plain_http: bool,
     },
-    /// Rank every query of a set through the encrypted pipeline (a server on a loopback
-    /// port unless --server is given) and report quality against the float ranking.
+    /// Rank every query of a set through the encrypted pipeline (a server in this process,
+    /// on a loopback port) and report quality against the float ranking.
     Eval {
         /// Item embeddings, a float32/float64 .npy matrix (items x dims).
         #[arg(long)]
@@ -136,6 +139,7 @@ async fn main() -> anyhow::Result<()> {
                 },
                 api_key,
                 allow_plain_http,
+                ..Connection::default()
             };
             let mut ranker = Ranker::with_connection(&server, &connection);
             if let Some(dir) = cache_dir {

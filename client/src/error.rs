@@ -1,4 +1,4 @@
-use blindscore_common::api::ErrorCode;
+use blindscore_common::api::{ErrorBody, ErrorCode};
 use blindscore_common::ProtocolError;
 
 /// Everything that can go wrong on the client. New kinds may be added, so a `match` needs
@@ -32,6 +32,19 @@ pub enum ClientError {
     /// The catalog version was replaced and is no longer served: refetch it.
     #[error("the catalog version is no longer served (it was replaced); refetch the catalog")]
     VersionGone,
+    /// A catalog would take more than one of the app's limits (see [`Limits`]).
+    ///
+    /// [`Limits`]: crate::core::Limits
+    #[error("the catalog is over this app's limit {limit}: {value}, at most {allowed}")]
+    OverLimit {
+        limit: &'static str,
+        value: u64,
+        allowed: u64,
+    },
+    /// The catalog is configured on the server but not built yet: retry after the given
+    /// seconds.
+    #[error("the catalog is still loading on the server; retry in {retry_after} s")]
+    Loading { retry_after: u32 },
     /// The server is busy: retry after the given seconds.
     #[error("the server is busy; retry in {retry_after} s")]
     Busy { retry_after: u32 },
@@ -66,6 +79,12 @@ pub enum ClientError {
         "refusing plain http:// to {host}: use https://, or allow plain HTTP for a trusted network"
     )]
     PlainHttpRefused { host: String },
+    /// The server answered with a redirect, which the SDK never follows: it would carry the
+    /// API key and the query to another host, and could lead from TLS or loopback to plain
+    /// HTTP beyond it.
+    #[cfg(feature = "http")]
+    #[error("the server redirected ({status}) to {location:?}; redirects are not followed")]
+    Redirected { status: u16, location: String },
     /// A root certificate given to the connection cannot be used.
     #[cfg(feature = "http")]
     #[error("root certificate: {0}")]
@@ -81,9 +100,21 @@ pub enum ClientError {
 }
 
 impl ClientError {
-    /// The typed error for an HTTP error answer.
-    #[cfg(feature = "http")]
-    pub(crate) fn from_status(
+    /// The typed error for an HTTP error answer from any transport: its status, its body
+    /// (the API's `{"code", "message"}`, read under a small limit) and its `Retry-After`
+    /// in seconds, if any.
+    pub fn from_answer(status: u16, body: &[u8], retry_after: Option<u32>) -> Self {
+        let (code, message) = match serde_json::from_slice::<ErrorBody>(body) {
+            Ok(e) => (e.code, e.message),
+            Err(_) => (
+                ErrorCode::Unknown,
+                String::from_utf8_lossy(body).into_owned(),
+            ),
+        };
+        Self::from_status(status, code, message, retry_after)
+    }
+
+    fn from_status(
         status: u16,
         code: ErrorCode,
         message: String,
@@ -93,6 +124,7 @@ impl ClientError {
         let retry_after = retry_after.unwrap_or(1).clamp(1, 3600);
         match (status, code) {
             (410, _) | (_, ErrorCode::VersionGone) => ClientError::VersionGone,
+            (503, ErrorCode::Loading) => ClientError::Loading { retry_after },
             (503, _) => ClientError::Busy { retry_after },
             (429, _) => ClientError::RateLimited { retry_after },
             _ => ClientError::Server {

@@ -185,6 +185,8 @@ pub enum ErrorCode {
     RateLimited,
     /// 503: the version's queue is full (with `Retry-After`).
     Busy,
+    /// 503: the catalog is configured but not built yet (with `Retry-After`).
+    Loading,
     /// 404: no such route.
     NotFound,
     /// 500: the server failed; not the client's fault.
@@ -215,6 +217,7 @@ impl ErrorCode {
             ErrorCode::Timeout => "timeout",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Busy => "busy",
+            ErrorCode::Loading => "loading",
             ErrorCode::NotFound => "not_found",
             ErrorCode::Internal => "internal",
             ErrorCode::Unknown => "unknown",
@@ -238,7 +241,7 @@ impl ErrorCode {
             ErrorCode::BodyTooLarge => 413,
             ErrorCode::Timeout => 408,
             ErrorCode::RateLimited => 429,
-            ErrorCode::Busy => 503,
+            ErrorCode::Busy | ErrorCode::Loading => 503,
             ErrorCode::Internal | ErrorCode::Unknown => 500,
         }
     }

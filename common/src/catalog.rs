@@ -217,6 +217,14 @@ impl CatalogShape {
             block_norm_sq,
             failure_log2,
         })?;
+        geometry.check_sizes(
+            [
+                budget.query_bits(),
+                budget.hint_bits(),
+                budget.response_bits(),
+            ],
+            usize::MAX as u128,
+        )?;
         Ok(CatalogShape {
             params,
             layout,

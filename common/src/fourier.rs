@@ -10,6 +10,7 @@ use tfhe::core_crypto::fft_impl::fft64::math::polynomial::FourierPolynomial;
 use tfhe::core_crypto::prelude::{ComputationBuffers, Polynomial, PolynomialSize};
 
 pub use tfhe::core_crypto::fft_impl::fft64::c64;
+use zeroize::Zeroize;
 
 /// The FFT for one polynomial size, with its scratch space.
 pub struct NegacyclicFft {
@@ -42,12 +43,14 @@ impl NegacyclicFft {
         }
     }
 
-    /// Overwrite the scratch space with zeros (it may hold transforms of secret data).
+    /// Overwrite the scratch space with zeros (it may hold transforms of secret data), with
+    /// volatile writes that the optimiser cannot remove before the buffer is freed.
     pub fn wipe_scratch(&mut self) {
-        let _ = self
+        let (scratch, _) = self
             .buffers
             .stack()
-            .make_aligned_with::<u8>(self.scratch_bytes, 1, |_| 0);
+            .make_aligned_raw::<u8>(self.scratch_bytes, 1);
+        scratch.zeroize();
     }
 
     /// Polynomial size N.
@@ -92,6 +95,13 @@ impl NegacyclicFft {
             FourierPolynomial { data: fourier },
             self.buffers.stack(),
         );
+    }
+}
+
+impl Drop for NegacyclicFft {
+    /// The scratch space is wiped on drop too, for callers that forget.
+    fn drop(&mut self) {
+        self.wipe_scratch();
     }
 }
 

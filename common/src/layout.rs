@@ -145,6 +145,34 @@ impl Geometry {
     pub fn hint_coefficients(&self) -> usize {
         self.blocks() * self.n
     }
+
+    /// Check that every size that follows from this geometry and the wire widths (in bits:
+    /// query, hint, response) fits in `max` (`usize::MAX` for this platform): the counts of
+    /// query, hint and score words, their packed bits, and the 16 bytes per coefficient
+    /// that a transform of them takes. Computed in u128, so a server's numbers cannot wrap
+    /// a product to a small value on a 32-bit target.
+    pub fn check_sizes(&self, widths: [u32; 3], max: u128) -> Result<(), ProtocolError> {
+        let n = self.n as u128;
+        let groups = (self.dimension as u128).div_ceil(self.b as u128);
+        let blocks = (self.items as u128).div_ceil((self.n / self.b) as u128);
+        let [query_bits, hint_bits, response_bits] = widths.map(u128::from);
+        for (what, value) in [
+            ("query coefficients (x16 bytes)", groups * n * 16),
+            ("hint coefficients (x16 bytes)", blocks * n * 16),
+            ("query bits", groups * n * query_bits),
+            ("hint bits", blocks * n * hint_bits),
+            ("score bits", self.items as u128 * response_bits),
+        ] {
+            if value > max {
+                return Err(ProtocolError::OutOfRange {
+                    what,
+                    value: u64::try_from(value).unwrap_or(u64::MAX),
+                    allowed: format!("at most {max} on this platform"),
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 /// What one layout costs, from the cost model.
@@ -226,7 +254,8 @@ impl CostModel {
     }
 }
 
-/// Bytes needed to bit-pack `count` words of `bits` bits.
+/// Bytes needed to bit-pack `count` words of `bits` bits. For a geometry that passed
+/// [`Geometry::check_sizes`], the product cannot overflow.
 pub fn packed_len(count: usize, bits: u32) -> usize {
     (count * bits as usize).div_ceil(8)
 }
@@ -234,6 +263,31 @@ pub fn packed_len(count: usize, bits: u32) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_that_wrap_a_32_bit_usize_are_refused() {
+        // b = 2048 and 2^21 items: 2^21 blocks of 2048 hint coefficients, 2^32 in all,
+        // which a 32-bit `blocks() * n` would wrap to 0.
+        let g = Geometry {
+            n: 2048,
+            b: 2048,
+            dimension: 2048,
+            items: 1 << 21,
+        };
+        let max32 = u32::MAX as u128;
+        assert!(matches!(
+            g.check_sizes([40, 30, 24], max32),
+            Err(ProtocolError::OutOfRange { what, .. }) if what.starts_with("hint")
+        ));
+        assert!(g.check_sizes([40, 30, 24], u64::MAX as u128).is_ok());
+        // The demo catalog's geometry fits a 32-bit target.
+        let demo = Geometry::new(2048, Layout::Grouped(128), 128, 12_000).unwrap();
+        assert!(demo.check_sizes([45, 32, 24], max32).is_ok());
+        // Packed bits count too: 2^26 scores of 64 bits is 2^32 bits.
+        let many = Geometry::new(2048, Layout::Column, 1, 1 << 26).unwrap();
+        assert!(many.check_sizes([40, 30, 64], max32).is_err());
+        assert!(many.check_sizes([40, 30, 24], max32).is_ok());
+    }
 
     #[test]
     fn column_geometry() {

@@ -2,7 +2,9 @@
 //! info document, and a version's description, hint, ids and scales.
 #![no_main]
 
-use blindscore_client::core::{Artifacts, PreparedCatalog};
+use blindscore_client::core::{Artifacts, Limits, PreparedCatalog};
+use blindscore_common::digest::sha256;
+use blindscore_common::{wire, CatalogDescription};
 use blindscore_common::api::{CatalogInfo, VersionInfo, WireBits, WireBytes, RESCALE_RULE};
 use blindscore_common::artefacts::{parse_ids, parse_scales};
 use blindscore_fuzz::{fixture, join, space, split, DIMENSION, ITEMS, NAME};
@@ -66,14 +68,25 @@ fuzz_target!(
             }
             Err(_) => space(),
         };
-        let artifacts = Artifacts {
+        let mut artifacts = Artifacts {
             description: description.to_vec(),
             hint: hint.to_vec(),
             ids: ids.to_vec(),
             scales: scales.to_vec(),
         };
-        if let Ok(prepared) = PreparedCatalog::check(NAME, space, &artifacts) {
+        let limits = Limits::default();
+        if let Ok(prepared) = PreparedCatalog::check(NAME, space.clone(), &artifacts, &limits) {
             assert_eq!(prepared.ids().len(), prepared.item_scales().len());
+        }
+        // The same with the description's hint digest made to match the (mutated) hint, so
+        // that what follows the digest check is fuzzed too.
+        if let Ok(mut d) = wire::decode::<CatalogDescription>(description, 1 << 16) {
+            d.hint_digest = sha256(hint);
+            artifacts.description = wire::encode(&d);
+            if let Ok(prepared) = PreparedCatalog::check(NAME, space, &artifacts, &limits) {
+                assert_eq!(prepared.ids().len(), prepared.item_scales().len());
+                assert_eq!(prepared.ids().len(), d.item_count as usize);
+            }
         }
         if let Ok(ids) = parse_ids(ids, ITEMS) {
             assert_eq!(ids.len(), ITEMS);

@@ -6,7 +6,7 @@
 
 use std::sync::OnceLock;
 
-use blindscore_client::core::{Artifacts, PreparedCatalog};
+use blindscore_client::core::{Artifacts, Limits, PreparedCatalog};
 use blindscore_common::api::{EmbeddingSpace, Metric, Normalisation};
 use blindscore_common::artefacts::{encode_ids, encode_scales};
 use blindscore_common::params::DEFAULT_PARAMS;
@@ -52,7 +52,7 @@ pub fn fixture() -> &'static Fixture {
             ids: encode_ids(&ids),
             scales: encode_scales(&scales),
         };
-        let prepared = PreparedCatalog::check(NAME, space(), &artifacts)
+        let prepared = PreparedCatalog::check(NAME, space(), &artifacts, &Limits::default())
             .expect("the fixture's artefacts are valid");
         Fixture {
             served,

@@ -2,7 +2,7 @@
 //! encrypt-score-decrypt loop through the real server and client code.
 #![allow(dead_code)]
 
-use blindscore_client::core::{Artifacts, PreparedCatalog};
+use blindscore_client::core::{Artifacts, Limits, PreparedCatalog};
 use blindscore_client::ClientError;
 use blindscore_common::api::Normalisation;
 use blindscore_common::api::{CatalogInfo, EmbeddingSpace, Metric};
@@ -88,7 +88,24 @@ pub fn artifacts_with(description: &CatalogDescription, hint: &[u8]) -> Artifact
     }
 }
 
-/// Check a description and hint through the client core, as the SDK does.
+/// No limits: the exactness tests go to the budget's own extremes, far beyond what an
+/// app admits by default.
+pub fn unlimited() -> Limits {
+    Limits {
+        max_items: u64::MAX,
+        max_dimension: u64::MAX,
+        max_description_bytes: u64::MAX,
+        max_hint_bytes: u64::MAX,
+        max_ids_bytes: u64::MAX,
+        max_scales_bytes: u64::MAX,
+        max_query_bytes: u64::MAX,
+        max_response_bytes: u64::MAX,
+        max_preparation_bytes: u64::MAX,
+    }
+}
+
+/// Check a description and hint through the client core, as the SDK does (without the
+/// app's limits).
 pub fn prepare_with(
     description: &CatalogDescription,
     hint: &[u8],
@@ -98,6 +115,7 @@ pub fn prepare_with(
         &description.catalog.catalog_id,
         space,
         &artifacts_with(description, hint),
+        &unlimited(),
     )
 }
 

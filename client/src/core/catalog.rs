@@ -15,6 +15,7 @@ use blindscore_common::{
 };
 use serde::Serialize;
 
+use super::limits::Limits;
 use crate::error::ClientError;
 
 /// Bits per limb of a mask coefficient for the exact product a_g * s: a limb times a
@@ -23,9 +24,6 @@ use crate::error::ClientError;
 pub(super) const LIMB_BITS: u32 = 22;
 /// Limbs a mask coefficient is split into.
 pub(super) const LIMBS: usize = 3;
-
-/// Largest description a client decodes.
-pub const MAX_DESCRIPTION_BYTES: usize = 64 * 1024;
 
 /// How far from 1 the norm of a vector for an L2-normalised catalog may be.
 const NORM_TOLERANCE: f64 = 1e-3;
@@ -92,24 +90,21 @@ impl std::fmt::Debug for PreparedCatalog {
 impl PreparedCatalog {
     /// Check the artefacts of catalog `name` and prepare it. The description's parameter id
     /// must be in the table compiled into this crate and every number in it in range; the
-    /// noise budget is recomputed and must agree; the hint must match the description's
-    /// digest, catalog and version; ids and scales must match the item count; the declared
-    /// embedding space (from the catalog info) must have the catalog's dimension.
+    /// noise budget is recomputed and must agree; every size it implies must be within the
+    /// app's `limits` before anything is allocated for it; the hint must match the
+    /// description's digest, catalog and version; ids and scales must match the item
+    /// count; the declared embedding space (from the catalog info) must have the catalog's
+    /// dimension.
     pub fn check(
         name: &str,
         space: EmbeddingSpace,
         artifacts: &Artifacts,
+        limits: &Limits,
     ) -> Result<Self, ClientError> {
-        let description: CatalogDescription =
-            wire::decode(&artifacts.description, MAX_DESCRIPTION_BYTES as u64)?;
-        if description.catalog.catalog_id != name {
-            return Err(ProtocolError::CatalogMismatch {
-                found: description.catalog.catalog_id,
-                expected: name.into(),
-            }
-            .into());
-        }
+        limits.check_space(&space, None, None)?;
+        let description = Self::check_description(name, &artifacts.description, limits)?;
         let shape = description.shape()?;
+        limits.check_shape(&shape)?;
         let g = shape.geometry;
         if space.dimension != g.dimension {
             return Err(ProtocolError::Malformed(
@@ -117,6 +112,17 @@ impl PreparedCatalog {
             )
             .into());
         }
+        Limits::check(
+            "max_hint_bytes",
+            artifacts.hint.len() as u64,
+            limits.max_hint_bytes,
+        )?;
+        Limits::check(
+            "max_scales_bytes",
+            artifacts.scales.len() as u64,
+            limits.max_scales_bytes,
+        )?;
+        limits.check_preparation(&shape, artifacts.ids.len() as u64)?;
         let hint_words = check_hint(&description, &shape, &artifacts.hint)?;
         let ids = parse_ids(&artifacts.ids, g.items)?;
         let scales = parse_scales(&artifacts.scales, g.items, g.dimension)?;
@@ -135,9 +141,9 @@ impl PreparedCatalog {
     }
 
     /// Prepare from a shape and hint words the caller computed itself, without checks, with
-    /// ids "0", "1", ... and unit scales: for known-answer and noise tests only.
-    #[cfg(feature = "test-vectors")]
-    pub fn from_parts(catalog: CatalogRef, shape: CatalogShape, hint_words: &[u64]) -> Self {
+    /// ids "0", "1", ... and unit scales (the known-answer and noise tests' hook).
+    #[cfg(test)]
+    pub(crate) fn from_parts(catalog: CatalogRef, shape: CatalogShape, hint_words: &[u64]) -> Self {
         let (mask_limbs, hint) = transforms(&catalog, &shape, hint_words);
         let items = shape.geometry.items;
         PreparedCatalog {
@@ -156,6 +162,31 @@ impl PreparedCatalog {
             },
             artifact_bytes: 0,
         }
+    }
+
+    /// Decode a description of catalog `name` under the app's limits: the first check,
+    /// which tells how large the other artefacts may be. Its shape is checked against the
+    /// limits too.
+    pub fn check_description(
+        name: &str,
+        bytes: &[u8],
+        limits: &Limits,
+    ) -> Result<CatalogDescription, ClientError> {
+        Limits::check(
+            "max_description_bytes",
+            bytes.len() as u64,
+            limits.max_description_bytes,
+        )?;
+        let description: CatalogDescription = wire::decode(bytes, limits.max_description_bytes)?;
+        if description.catalog.catalog_id != name {
+            return Err(ProtocolError::CatalogMismatch {
+                found: description.catalog.catalog_id,
+                expected: name.into(),
+            }
+            .into());
+        }
+        limits.check_shape(&description.shape()?)?;
+        Ok(description)
     }
 
     /// The catalog's name.
@@ -263,7 +294,7 @@ fn check_hint(
         )
         .into());
     }
-    let limit = (shape.hint_payload_bytes() + HEADER_ALLOWANCE) as u64;
+    let limit = shape.hint_payload_bytes() as u64 + HEADER_ALLOWANCE as u64;
     let hint: HintMessage = wire::decode(hint_bytes, limit)?;
     hint.check(&description.catalog, shape)?;
     Ok(bitpack::unpack(

@@ -16,8 +16,8 @@ pub struct SecretKey {
 }
 
 impl SecretKey {
-    /// Draw a fresh key from the OS's CSPRNG (public only with the known-answer hooks, so
-    /// the cost of drawing one can be measured).
+    /// Draw a fresh key from the OS's CSPRNG. Public only so that the cost of drawing one
+    /// can be measured: nothing outside this crate can read or use a key.
     pub fn generate(n: usize) -> Result<Self, ClientError> {
         let mut bytes = Zeroizing::new(vec![0u8; n.div_ceil(8)]);
         getrandom::getrandom(&mut bytes).map_err(ClientError::Randomness)?;
@@ -29,9 +29,10 @@ impl SecretKey {
         })
     }
 
-    /// A key with given bits, for known-answer tests only.
-    #[cfg(feature = "test-vectors")]
-    pub fn from_bits(bits: Vec<u64>) -> Self {
+    /// A key with given bits (the known-answer tests' hook; not in any build of the
+    /// published crate).
+    #[cfg(test)]
+    pub(crate) fn from_bits(bits: Vec<u64>) -> Self {
         assert!(
             bits.iter().all(|b| *b <= 1),
             "a binary key has bits 0 and 1"

@@ -5,7 +5,10 @@
 //!
 //! 1. **Check** the catalog's public artefacts into a [`PreparedCatalog`]:
 //!    [`PreparedCatalog::check`] takes the catalog's name, the embedding space its catalog
-//!    info declares and the [`Artifacts`] (description, hint, ids, scales).
+//!    info declares, the [`Artifacts`] (description, hint, ids, scales) and the app's
+//!    [`Limits`] (what a server may make the device fetch, hold and send; a transport
+//!    fetches the description first and reads the other artefacts under the sizes
+//!    [`PreparedCatalog::check_description`] allows).
 //! 2. **Seal** a preference vector: [`PreparedCatalog::seal`] gives a [`SealedQuery`], the
 //!    query bytes to send and a [`PendingQuery`] that holds what the fresh key left behind.
 //! 3. **Open** the response bytes into a ranking: [`PendingQuery::open`] (or
@@ -15,7 +18,7 @@
 //! # fn fetch(path: &str) -> Vec<u8> { unimplemented!() }
 //! # fn post(path: &str, body: Vec<u8>) -> Vec<u8> { unimplemented!() }
 //! use std::collections::HashSet;
-//! use blindscore_client::core::{Artifacts, PreparedCatalog};
+//! use blindscore_client::core::{Artifacts, Limits, PreparedCatalog};
 //! use blindscore_common::api::CatalogInfo;
 //!
 //! let info = CatalogInfo::parse(&fetch("/v1/catalogs/shop"))?;
@@ -26,7 +29,9 @@
 //!     ids: fetch(&format!("{base}/ids")),
 //!     scales: fetch(&format!("{base}/scales")),
 //! };
-//! let catalog = PreparedCatalog::check("shop", info.current.embedding_space, &artifacts)?;
+//! let limits = Limits::default();
+//! let catalog =
+//!     PreparedCatalog::check("shop", info.current.embedding_space, &artifacts, &limits)?;
 //! let preferences = vec![0.125f32; 64];
 //! let sealed = catalog.seal(&preferences, None)?;
 //! let response = post(&format!("{base}/score"), sealed.bytes);
@@ -36,13 +41,17 @@
 
 mod catalog;
 mod key;
+mod limits;
+mod noise;
 mod open;
 mod rank;
 mod seal;
+#[cfg(test)]
+mod tests;
 
-pub use catalog::{Artifacts, PreparedCatalog, QueryCost, MAX_DESCRIPTION_BYTES};
-#[cfg(feature = "test-vectors")]
+pub use catalog::{Artifacts, PreparedCatalog, QueryCost};
 pub use key::SecretKey;
+pub use limits::{preparation_bytes, Limits};
 pub use open::RankedItem;
 pub use rank::{rescale, top_k};
 pub use seal::{PendingQuery, SealedQuery};

@@ -85,10 +85,11 @@ impl PendingQuery {
         self.decrypt_raw(prepared, response, scores, None)
     }
 
-    /// Decrypt and also return each score's noise, in units of the 2^64 torus: for the
-    /// budget's tests only.
-    #[cfg(feature = "test-vectors")]
-    pub fn decrypt_with_noise(
+    /// Decrypt and also return each score's noise, in units of the 2^64 torus (the noise
+    /// tests' hook: an app must never see, let alone send, the noise, which is linear in
+    /// the key).
+    #[cfg(test)]
+    pub(crate) fn decrypt_with_noise(
         self,
         prepared: &PreparedCatalog,
         response: &[u8],

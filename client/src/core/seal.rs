@@ -7,8 +7,6 @@
 //! transforms are prepared once per catalog), so each ciphertext costs three inverse
 //! transforms. The body is then cut at both ends to the budget's query width.
 
-use tfhe::core_crypto::commons::math::random::{RandomGenerator, Seed};
-use tfhe::core_crypto::prelude::DefaultRandomGenerator;
 use zeroize::Zeroizing;
 
 use blindscore_common::encoding::{encode_message, to_word};
@@ -19,6 +17,7 @@ use blindscore_common::{bitpack, QueryMessage};
 
 use super::catalog::{PreparedCatalog, LIMBS, LIMB_BITS};
 use super::key::SecretKey;
+use super::noise::NoiseSource;
 use crate::error::ClientError;
 
 /// A query that was sent and awaits its response. It owns the transform of the query's
@@ -66,45 +65,54 @@ impl PreparedCatalog {
         model: Option<&str>,
     ) -> Result<SealedQuery, ClientError> {
         self.check_vector(preferences, model)?;
-        let folded: Vec<f32> = match &self.dimension_scales {
+        // The preferences in the clear are wiped as soon as they are encrypted.
+        let folded = Zeroizing::new(match &self.dimension_scales {
             Some(t) => preferences.iter().zip(t).map(|(u, t)| u * t).collect(),
             None => preferences.to_vec(),
-        };
+        });
         let q = quantize(&folded, self.shape.query_bits);
-        let mut sealed = self.seal_quantized(&q.values)?;
+        let values = Zeroizing::new(q.values);
+        let mut sealed = self.seal_quantized(&values)?;
         sealed.pending.query_scale = q.scale;
         Ok(sealed)
     }
 
     /// Encrypt quantized query values (|v| within the catalog's query width) under a
-    /// fresh key from the OS's CSPRNG, with noise from tfhe's CSPRNG seeded by the OS.
-    /// Opened, the response gives the exact integer dot products with the catalog's rows.
+    /// fresh key from the OS's CSPRNG, with noise from a ChaCha20 stream seeded by the OS
+    /// for this query (see the `noise` module). Opened, the response gives the exact
+    /// integer dot products with the catalog's rows.
     pub fn seal_quantized(&self, query: &[i32]) -> Result<SealedQuery, ClientError> {
         self.check_query(query)?;
         let key = SecretKey::generate(self.shape.geometry.n)?;
-        let mut seed = Zeroizing::new([0u8; 16]);
-        getrandom::getrandom(seed.as_mut()).map_err(ClientError::Randomness)?;
-        let mut noise =
-            RandomGenerator::<DefaultRandomGenerator>::new(Seed(u128::from_le_bytes(*seed)));
-        let key_fourier = self.key_transform(&key);
-        let bodies = self.bodies(&key, &key_fourier, &mut noise, query);
-        Ok(self.finish(key, key_fourier, &bodies))
+        let mut noise = NoiseSource::fresh(self.shape.params.noise_bound_log2)?;
+        Ok(self.seal_with(key, |out| noise.fill(out), query))
     }
 
-    /// Encrypt with a given key and noise seed: for known-answer tests only.
-    #[cfg(feature = "test-vectors")]
-    pub fn encrypt_with_key(
+    /// Seal with a given key and noise (the known-answer tests' hook; not in any build of
+    /// the published crate).
+    #[cfg(test)]
+    pub(crate) fn seal_with_key(
         &self,
         key: SecretKey,
-        noise_seed: u128,
+        noise: impl FnOnce(&mut [u64]),
         query: &[i32],
     ) -> Result<(Vec<u64>, SealedQuery), ClientError> {
         self.check_query(query)?;
-        let mut noise = RandomGenerator::<DefaultRandomGenerator>::new(Seed(noise_seed));
         let key_fourier = self.key_transform(&key);
-        let bodies = self.bodies(&key, &key_fourier, &mut noise, query);
+        let bodies = self.bodies(&key_fourier, noise, query);
         let sealed = self.finish(key, key_fourier, &bodies);
         Ok((bodies.to_vec(), sealed))
+    }
+
+    fn seal_with(
+        &self,
+        key: SecretKey,
+        noise: impl FnOnce(&mut [u64]),
+        query: &[i32],
+    ) -> SealedQuery {
+        let key_fourier = self.key_transform(&key);
+        let bodies = self.bodies(&key_fourier, noise, query);
+        self.finish(key, key_fourier, &bodies)
     }
 
     fn check_query(&self, query: &[i32]) -> Result<(), ClientError> {
@@ -135,26 +143,21 @@ impl PreparedCatalog {
         out
     }
 
-    /// Full 64-bit bodies a_g * s + e_g + Delta * m_g.
+    /// Full 64-bit bodies a_g * s + e_g + Delta * m_g, the noise filled in by `noise`.
     fn bodies(
         &self,
-        key: &SecretKey,
         key_fourier: &[f64],
-        noise: &mut RandomGenerator<DefaultRandomGenerator>,
+        noise: impl FnOnce(&mut [u64]),
         query: &[i32],
     ) -> Zeroizing<Vec<u64>> {
         let g = self.shape.geometry;
         let n = g.n;
         let half = n / 2;
         let s: &[c64] = bytemuck::cast_slice(key_fourier);
-        debug_assert_eq!(key.bits().len(), n);
         let mut bodies = Zeroizing::new(vec![0u64; g.groups() * n]);
-        // The noise stream is drawn in tfhe's order: body after body, coefficient after
+        // The noise is drawn in tfhe's order: body after body, coefficient after
         // coefficient.
-        noise.fill_slice_with_random_from_distribution(
-            &mut bodies,
-            self.shape.params.noise_distribution(),
-        );
+        noise(&mut bodies);
         let mut fft = NegacyclicFft::new(n);
         let mut product = Zeroizing::new(vec![0.0f64; n]);
         let mut limb_product = Zeroizing::new(vec![0u64; n]);

@@ -4,20 +4,27 @@
 
 use std::path::{Path, PathBuf};
 
+use blindscore_common::digest::{hex, sha256};
 use blindscore_common::CatalogVersion;
 
 use crate::core::Artifacts;
 
 const FILES: [&str; 4] = ["description", "hint", "ids", "scales"];
 
-/// A directory the app gives the SDK for its cache.
+/// A directory the app gives the SDK for its cache, one subdirectory per server.
 pub(crate) struct DiskCache {
     dir: PathBuf,
 }
 
 impl DiskCache {
-    pub(crate) fn new(dir: PathBuf) -> Self {
-        DiskCache { dir }
+    /// The cache for the server at `origin` (its base URL) in `dir`: entries live under a
+    /// digest of the origin, so that a server cannot plant artefacts for another one that
+    /// serves a catalog of the same name and version.
+    pub(crate) fn new(dir: PathBuf, origin: &str) -> Self {
+        let key = hex(&sha256(origin.as_bytes()));
+        DiskCache {
+            dir: dir.join(&key[..32]),
+        }
     }
 
     fn version_dir(&self, catalog: &str, version: &CatalogVersion) -> PathBuf {

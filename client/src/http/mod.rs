@@ -14,9 +14,13 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use blindscore_common::ProtocolError;
+use blindscore_common::api::EmbeddingSpace;
+use blindscore_common::digest::{hex, sha256};
+use blindscore_common::{CatalogVersion, ProtocolError};
 
-use crate::core::{PendingQuery, PreparedCatalog, QueryCost, RankedItem, SealedQuery};
+use crate::core::{
+    Artifacts, Limits, PendingQuery, PreparedCatalog, QueryCost, RankedItem, SealedQuery,
+};
 use crate::error::ClientError;
 use cache::DiskCache;
 use transport::Client;
@@ -31,8 +35,10 @@ pub use transport::Connection;
 pub struct Ranker {
     client: Client,
     catalogs: Mutex<HashMap<String, Arc<PreparedCatalog>>>,
-    cache: Option<DiskCache>,
+    cache: Option<Arc<DiskCache>>,
     model: Option<String>,
+    dimension: Option<usize>,
+    limits: Limits,
 }
 
 impl Ranker {
@@ -50,13 +56,16 @@ impl Ranker {
             catalogs: Mutex::new(HashMap::new()),
             cache: None,
             model: None,
+            dimension: None,
+            limits: Limits::default(),
         }
     }
 
     /// Keep each catalog version's public data in this directory too, so a restarted app
-    /// does not download the hint again.
+    /// does not download the hint again. Entries are kept per server (its URL), so one
+    /// server cannot plant data that the app then uses for another.
     pub fn with_cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.cache = Some(DiskCache::new(dir.into()));
+        self.cache = Some(Arc::new(DiskCache::new(dir.into(), self.client.base())));
         self
     }
 
@@ -64,6 +73,25 @@ impl Ranker {
     pub fn expect_model(mut self, model: impl Into<String>) -> Self {
         self.model = Some(model.into());
         self
+    }
+
+    /// Refuse catalogs whose declared dimension is not this one, before fetching anything
+    /// but their info ([`Ranker::rank`] always checks the vector's own dimension so).
+    pub fn expect_dimension(mut self, dimension: usize) -> Self {
+        self.dimension = Some(dimension);
+        self
+    }
+
+    /// Limit what a server may make this device fetch, hold and send (see [`Limits`] for
+    /// the defaults).
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// The server's base URL.
@@ -92,7 +120,7 @@ impl Ranker {
         k: usize,
         exclude: &HashSet<String>,
     ) -> Result<Vec<RankedItem>, ClientError> {
-        let mut prepared = self.prepare(catalog).await?;
+        let mut prepared = self.prepare_for(catalog, Some(preferences.len())).await?;
         let mut retried = false;
         loop {
             let sealed = self.seal(&prepared, preferences).await?;
@@ -105,7 +133,7 @@ impl Ranker {
                 Err(ClientError::VersionGone) if !retried => {
                     retried = true;
                     self.forget(catalog);
-                    prepared = self.prepare(catalog).await?;
+                    prepared = self.prepare_for(catalog, Some(preferences.len())).await?;
                 }
                 Err(ClientError::Transport(_)) if !retried => retried = true,
                 Err(e) => return Err(e),
@@ -116,47 +144,60 @@ impl Ranker {
     /// Make sure the current version of `catalog` is on the device (e.g. to prefetch the
     /// hint while on Wi-Fi). Fetches its public data only when the version changed.
     pub async fn prepare(&self, catalog: &str) -> Result<Arc<PreparedCatalog>, ClientError> {
-        let info = self.client.catalog_info(catalog).await?;
-        let version = info.current.catalog_version()?;
-        let space = info.current.embedding_space;
+        self.prepare_for(catalog, None).await
+    }
+
+    async fn prepare_for(
+        &self,
+        catalog: &str,
+        dimension: Option<usize>,
+    ) -> Result<Arc<PreparedCatalog>, ClientError> {
+        let info = self.client.catalog_info(catalog).await?.current;
+        let version = info.catalog_version()?;
+        // The app's expectations and limits, before anything else is fetched.
+        self.limits.check_space(
+            &info.embedding_space,
+            self.model.as_deref(),
+            dimension.or(self.dimension),
+        )?;
         if let Some(prepared) = self.cached(catalog).filter(|p| p.version() == version) {
             return Ok(prepared);
         }
-        let from_disk = self.cache.as_ref().and_then(|c| c.load(catalog, &version));
-        let prepared = match from_disk {
-            Some(artifacts) => blocking(check(catalog.into(), space.clone(), artifacts))
-                .await
-                .ok()
-                .filter(|(p, _)| p.version() == version),
-            None => None,
+        let expected = Expected {
+            name: catalog.to_string(),
+            version,
+            space: info.embedding_space,
+            hint_sha256: info.hint_sha256,
+            limits: self.limits,
         };
-        let prepared = match prepared {
-            Some((prepared, _)) => prepared,
-            None => {
-                let artifacts = self.client.fetch_artifacts(catalog, &version).await?;
-                let (prepared, artifacts) =
-                    blocking(check(catalog.into(), space, artifacts)).await?;
-                if prepared.version() != version {
-                    return Err(ProtocolError::Malformed(
-                        "the artefacts are of another version than requested".into(),
-                    )
-                    .into());
-                }
-                if let Some(cache) = &self.cache {
-                    cache.save(catalog, &version, &artifacts);
-                }
-                prepared
+        if let Some(cache) = &self.cache {
+            let (cache, expected) = (cache.clone(), expected.clone());
+            // A damaged or foreign cache entry only costs a download.
+            let cached = blocking(move || {
+                Ok(cache
+                    .load(&expected.name, &expected.version)
+                    .and_then(|a| expected.check(a).ok()))
+            })
+            .await?;
+            if let Some((prepared, _)) = cached {
+                return Ok(self.remember(catalog, prepared));
             }
-        };
-        if let Some(model) = &self.model {
-            prepared.check_model(model)?;
         }
-        let prepared = Arc::new(prepared);
-        self.catalogs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(catalog.to_string(), prepared.clone());
-        Ok(prepared)
+        let artifacts = self
+            .client
+            .fetch_artifacts(catalog, &version, &self.limits)
+            .await?;
+        let name = expected.name.clone();
+        let (prepared, artifacts) = blocking(move || expected.check(artifacts)).await?;
+        if let Some(cache) = &self.cache {
+            let cache = cache.clone();
+            blocking(move || {
+                cache.save(&name, &version, &artifacts);
+                Ok(())
+            })
+            .await?;
+        }
+        Ok(self.remember(catalog, prepared))
     }
 
     /// Seal a preference vector for a prepared version (see [`PreparedCatalog::seal`]), on
@@ -166,7 +207,8 @@ impl Ranker {
         prepared: &Arc<PreparedCatalog>,
         preferences: &[f32],
     ) -> Result<SealedQuery, ClientError> {
-        let (prepared, preferences) = (prepared.clone(), preferences.to_vec());
+        let prepared = prepared.clone();
+        let preferences = zeroize::Zeroizing::new(preferences.to_vec());
         let model = self.model.clone();
         blocking(move || prepared.seal(&preferences, model.as_deref())).await
     }
@@ -199,6 +241,15 @@ impl Ranker {
         Ok(self.prepare(catalog).await?.cost())
     }
 
+    fn remember(&self, catalog: &str, prepared: PreparedCatalog) -> Arc<PreparedCatalog> {
+        let prepared = Arc::new(prepared);
+        self.catalogs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(catalog.to_string(), prepared.clone());
+        prepared
+    }
+
     fn cached(&self, catalog: &str) -> Option<Arc<PreparedCatalog>> {
         self.catalogs
             .lock()
@@ -215,14 +266,34 @@ impl Ranker {
     }
 }
 
-/// Check artefacts into a prepared catalog, handing the artefacts back for the cache.
-fn check(
+/// What the catalog info says a version's artefacts must be.
+#[derive(Clone)]
+struct Expected {
     name: String,
-    space: blindscore_common::api::EmbeddingSpace,
-    artifacts: crate::core::Artifacts,
-) -> impl FnOnce() -> Result<(PreparedCatalog, crate::core::Artifacts), ClientError> {
-    move || {
-        let prepared = PreparedCatalog::check(&name, space, &artifacts)?;
+    version: CatalogVersion,
+    space: EmbeddingSpace,
+    hint_sha256: String,
+    limits: Limits,
+}
+
+impl Expected {
+    /// Check artefacts into a prepared catalog (CPU-heavy), handing them back for the
+    /// cache: the hint against the info's digest, everything against the description, the
+    /// version against the info's.
+    fn check(self, artifacts: Artifacts) -> Result<(PreparedCatalog, Artifacts), ClientError> {
+        if hex(&sha256(&artifacts.hint)) != self.hint_sha256 {
+            return Err(ProtocolError::DigestMismatch(
+                "the hint's SHA-256 differs from the catalog info's",
+            )
+            .into());
+        }
+        let prepared = PreparedCatalog::check(&self.name, self.space, &artifacts, &self.limits)?;
+        if prepared.version() != self.version {
+            return Err(ProtocolError::Malformed(
+                "the artefacts are of another version than requested".into(),
+            )
+            .into());
+        }
         Ok((prepared, artifacts))
     }
 }

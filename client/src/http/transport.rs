@@ -2,21 +2,24 @@
 //! from what the (range-checked) description says it should be, so a hostile server
 //! cannot exhaust the client's memory.
 
-use blindscore_common::api::{CatalogInfo, ErrorBody, ErrorCode};
+use blindscore_common::api::CatalogInfo;
 use blindscore_common::artefacts::MAX_ENCODED_ID_BYTES;
 use blindscore_common::wire::{self, HEADER_ALLOWANCE};
-use blindscore_common::{CatalogDescription, CatalogVersion, ProtocolError};
+use blindscore_common::{CatalogVersion, ProtocolError};
 
-use crate::core::{Artifacts, PreparedCatalog, MAX_DESCRIPTION_BYTES};
+use std::time::Duration;
+
+use crate::core::{Artifacts, Limits, PreparedCatalog};
 use crate::error::ClientError;
 
 /// Largest catalog info document a client reads.
-const MAX_INFO_BYTES: usize = 64 * 1024;
+const MAX_INFO_BYTES: u64 = 64 * 1024;
 /// Most bytes of an error answer's body a client reads.
 const MAX_ERROR_BYTES: usize = 4096;
 
-/// How to reach a server: whom to trust and what to present.
-#[derive(Clone, Debug, Default)]
+/// How to reach a server: whom to trust, what to present, how long to wait. Redirects are
+/// never followed.
+#[derive(Clone, Debug)]
 pub struct Connection {
     /// Root certificates (PEM) to trust besides the public web's, e.g. a private CA or a
     /// self-signed server certificate. Server certificates are always verified.
@@ -27,6 +30,26 @@ pub struct Connection {
     /// on-path attacker sees which catalog is queried and when, and can tamper with
     /// everything the server sends).
     pub allow_plain_http: bool,
+    /// Longest wait for a connection to be set up (default 10 s).
+    pub connect_timeout: Duration,
+    /// Longest wait for the next bytes of an answer (default 30 s).
+    pub read_timeout: Duration,
+    /// Longest time one request may take in all, its whole body read (default 120 s: a
+    /// 16 MiB hint over a slow mobile link).
+    pub request_timeout: Duration,
+}
+
+impl Default for Connection {
+    fn default() -> Self {
+        Connection {
+            root_certificates: Vec::new(),
+            api_key: None,
+            allow_plain_http: false,
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(120),
+        }
+    }
 }
 
 impl Connection {
@@ -50,7 +73,12 @@ impl Connection {
                 })
             }
         }
-        let mut builder = reqwest::Client::builder().https_only(url.scheme() == "https");
+        let mut builder = reqwest::Client::builder()
+            .https_only(url.scheme() == "https")
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(self.connect_timeout)
+            .read_timeout(self.read_timeout)
+            .timeout(self.request_timeout);
         for pem in &self.root_certificates {
             let certificate =
                 reqwest::Certificate::from_pem(pem).map_err(ClientError::Certificate)?;
@@ -120,34 +148,36 @@ impl Client {
         Ok(CatalogInfo::parse(&bytes)?)
     }
 
-    /// Fetch every artefact of a version, each under a limit derived from its
-    /// range-checked description.
+    /// Fetch every artefact of a version, the description first and the others each under
+    /// the size it implies, which the app's limits have bounded.
     pub(crate) async fn fetch_artifacts(
         &self,
         name: &str,
         version: &CatalogVersion,
+        limits: &Limits,
     ) -> Result<Artifacts, ClientError> {
         let base = format!("/v1/catalogs/{name}/versions/{}", version.to_hex());
         let description = self
-            .get(&format!("{base}/description"), MAX_DESCRIPTION_BYTES)
+            .get(&format!("{base}/description"), limits.max_description_bytes)
             .await?;
-        let decoded: CatalogDescription = wire::decode(&description, MAX_DESCRIPTION_BYTES as u64)?;
-        let shape = decoded.shape()?;
+        let shape = PreparedCatalog::check_description(name, &description, limits)?.shape()?;
         let g = shape.geometry;
         let hint = self
             .get(
                 &format!("{base}/hint"),
-                shape.hint_payload_bytes() + HEADER_ALLOWANCE,
+                shape.hint_payload_bytes() as u64 + HEADER_ALLOWANCE as u64,
             )
             .await?;
-        let ids = self
-            .get(
-                &format!("{base}/ids"),
-                g.items * MAX_ENCODED_ID_BYTES + HEADER_ALLOWANCE,
-            )
-            .await?;
+        let ids_limit = (g.items as u64)
+            .saturating_mul(MAX_ENCODED_ID_BYTES as u64)
+            .saturating_add(HEADER_ALLOWANCE as u64)
+            .min(limits.max_ids_bytes);
+        let ids = self.get(&format!("{base}/ids"), ids_limit).await?;
         let scales = self
-            .get(&format!("{base}/scales"), (g.items + g.dimension) * 4)
+            .get(
+                &format!("{base}/scales"),
+                (g.items as u64 + g.dimension as u64) * 4,
+            )
             .await?;
         Ok(Artifacts {
             description,
@@ -175,11 +205,11 @@ impl Client {
             .send()
             .await
             .map_err(ClientError::Transport)?;
-        let limit = prepared.shape().response_payload_bytes() + HEADER_ALLOWANCE;
+        let limit = prepared.shape().response_payload_bytes() as u64 + HEADER_ALLOWANCE as u64;
         read(response, limit).await
     }
 
-    async fn get(&self, path: &str, limit: usize) -> Result<Vec<u8>, ClientError> {
+    async fn get(&self, path: &str, limit: u64) -> Result<Vec<u8>, ClientError> {
         let response = self
             .request(reqwest::Method::GET, path)?
             .send()
@@ -190,29 +220,41 @@ impl Client {
 }
 
 /// Read a body of at most `limit` bytes; an error status becomes its typed error with the
-/// server's (truncated) message.
-async fn read(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, ClientError> {
+/// server's (truncated) message, and a redirect is refused.
+async fn read(mut response: reqwest::Response, limit: u64) -> Result<Vec<u8>, ClientError> {
     let status = response.status();
+    if status.is_redirection() {
+        let location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        return Err(ClientError::Redirected {
+            status: status.as_u16(),
+            location: location.chars().take(256).collect(),
+        });
+    }
     let retry_after = response
         .headers()
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u32>().ok());
+    // A limit beyond this platform's address space cannot be reached anyway.
     let limit = if status.is_success() {
-        limit
+        usize::try_from(limit).unwrap_or(usize::MAX)
     } else {
         MAX_ERROR_BYTES
     };
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(ClientError::Transport)? {
-        if body.len() + chunk.len() > limit {
+        if body.len().saturating_add(chunk.len()) > limit {
             if !status.is_success() {
                 body.extend_from_slice(&chunk[..limit - body.len()]);
                 break;
             }
             return Err(ProtocolError::OutOfRange {
                 what: "response size",
-                value: (body.len() + chunk.len()) as u64,
+                value: body.len().saturating_add(chunk.len()) as u64,
                 allowed: format!("at most {limit} bytes"),
             }
             .into());
@@ -220,17 +262,9 @@ async fn read(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, 
         body.extend_from_slice(&chunk);
     }
     if !status.is_success() {
-        let (code, message) = match serde_json::from_slice::<ErrorBody>(&body) {
-            Ok(e) => (e.code, e.message),
-            Err(_) => (
-                ErrorCode::Unknown,
-                String::from_utf8_lossy(&body).into_owned(),
-            ),
-        };
-        return Err(ClientError::from_status(
+        return Err(ClientError::from_answer(
             status.as_u16(),
-            code,
-            message,
+            &body,
             retry_after,
         ));
     }

@@ -1,10 +1,8 @@
 //! The noise check: on worst-case input (every catalog value at its bound, all blocks
-//! identical), the measured noise variance is within 10% of the budget's prediction and
-//! the largest noise stays below Delta / 2, with the margin printed.
+//! identical), scored by the server's real evaluator, the measured noise variance is
+//! within 10% of the budget's prediction and the largest noise stays below Delta / 2, with
+//! the margin printed.
 
-mod common;
-
-use blindscore_client::core::PreparedCatalog;
 use blindscore_common::digest::CatalogVersion;
 use blindscore_common::masks::Masks;
 use blindscore_common::params::DEFAULT_PARAMS;
@@ -13,7 +11,9 @@ use blindscore_common::{
     bitpack, CatalogShape, Layout, LayoutChoice, QuantizedCatalog, ResponseMessage,
 };
 use blindscore_server::{hint, Evaluator, FourierCatalog};
-use common::Lcg;
+
+use super::SplitMix;
+use crate::core::PreparedCatalog;
 
 struct Measured {
     variance: f64,
@@ -25,10 +25,8 @@ struct Measured {
 fn measure(layout: Layout, d: usize, round_response: bool, trials: usize) -> Measured {
     let n = DEFAULT_PARAMS.polynomial_size.0;
     let per_block = n / layout.group_size();
-    let mut rng = Lcg(7);
-    let block: Vec<i16> = (0..per_block * d)
-        .map(|_| if rng.next() & 1 == 1 { 127 } else { -127 })
-        .collect();
+    let mut rng = SplitMix(7);
+    let block: Vec<i16> = (0..per_block * d).map(|_| rng.sign(127) as i16).collect();
     let catalog = QuantizedCatalog::new(d, 8, block.repeat(4)).unwrap();
     let mut shape =
         CatalogShape::for_catalog(DEFAULT_PARAMS, &catalog, 8, LayoutChoice::Fixed(layout))
@@ -54,18 +52,16 @@ fn measure(layout: Layout, d: usize, round_response: bool, trials: usize) -> Mea
     let evaluator = Evaluator::new(&shape, &fourier);
     let mut noise = Vec::new();
     for _ in 0..trials {
-        let query: Vec<i32> = (0..d)
-            .map(|_| if rng.next() & 1 == 1 { 127 } else { -127 })
-            .collect();
-        let encrypted = prepared.seal_quantized(&query).unwrap();
-        let message: QueryView<'_> = wire::decode_view(&encrypted.bytes, u64::MAX).unwrap();
+        let query: Vec<i32> = (0..d).map(|_| rng.sign(127)).collect();
+        let sealed = prepared.seal_quantized(&query).unwrap();
+        let message: QueryView<'_> = wire::decode_view(&sealed.bytes, u64::MAX).unwrap();
         let words = evaluator.score(&evaluator.prepare(&message).unwrap());
         let response = wire::encode(&ResponseMessage {
             wire_version: WIRE_VERSION,
             catalog: r.clone(),
             scores: bitpack::pack(&words, shape.budget.response_bits()),
         });
-        let (scores, z) = encrypted
+        let (scores, z) = sealed
             .pending
             .decrypt_with_noise(&prepared, &response)
             .unwrap();

@@ -1,0 +1,185 @@
+//! Secrets are really wiped: this test binary's allocator scans every block freed during a
+//! full seal and open (under a fixed key and a fixed noise seed) for the key, its
+//! transform, and the noise generator's output, and the test fails if any is found. Plain
+//! zeroing stores right before a free are removed by the optimiser, and the tests run
+//! optimised, so only volatile wipes (`zeroize`) pass.
+
+#![allow(unsafe_code)]
+
+use std::alloc::{GlobalAlloc, Layout as AllocLayout, System};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use blindscore_common::digest::CatalogVersion;
+use blindscore_common::fourier::{c64, NegacyclicFft};
+use blindscore_common::masks::Masks;
+use blindscore_common::params::DEFAULT_PARAMS;
+use blindscore_common::wire::{self, CatalogRef, QueryView, WIRE_VERSION};
+use blindscore_common::{bitpack, CatalogShape, Layout, LayoutChoice, QuantizedCatalog};
+use blindscore_server::{hint, Evaluator, FourierCatalog};
+use chacha20::rand_core::{Rng, SeedableRng};
+
+use super::SplitMix;
+use crate::core::key::SecretKey;
+use crate::core::noise::NoiseSource;
+use crate::core::PreparedCatalog;
+
+/// Frees scanned while armed, for the byte patterns in `PATTERNS`.
+struct ScanningAllocator;
+
+static ARMED: AtomicBool = AtomicBool::new(false);
+static FOUND: AtomicUsize = AtomicUsize::new(0);
+static PATTERNS: OnceLock<Vec<(&'static str, Vec<u8>)>> = OnceLock::new();
+/// One armed test at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+#[global_allocator]
+static ALLOCATOR: ScanningAllocator = ScanningAllocator;
+
+// SAFETY: every call is passed on to the system allocator unchanged; the scan only reads
+// the block being freed, which is valid for `layout.size()` bytes until it is passed on.
+unsafe impl GlobalAlloc for ScanningAllocator {
+    unsafe fn alloc(&self, layout: AllocLayout) -> *mut u8 {
+        // SAFETY: the caller's contract is System's.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: AllocLayout) {
+        if ARMED.load(Ordering::SeqCst) {
+            if let Some(patterns) = PATTERNS.get() {
+                // SAFETY: `ptr` is a live block of `layout.size()` bytes (the caller's
+                // contract for dealloc), read before it is freed.
+                let block = unsafe { std::slice::from_raw_parts(ptr, layout.size()) };
+                for (_, pattern) in patterns {
+                    if block
+                        .windows(pattern.len())
+                        .any(|w| w == pattern.as_slice())
+                    {
+                        FOUND.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            }
+        }
+        // SAFETY: as above.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+const NOISE_SEED: [u8; 32] = *b"blindscore wipe test noise seed!";
+
+fn key_bits() -> Vec<u64> {
+    let mut rng = SplitMix(2024);
+    (0..2048).map(|_| rng.next() & 1).collect()
+}
+
+fn as_bytes(words: &[u64]) -> Vec<u8> {
+    words.iter().flat_map(|w| w.to_le_bytes()).collect()
+}
+
+/// The byte patterns of the secrets of one query under the fixed key and noise seed.
+fn patterns() -> &'static [(&'static str, Vec<u8>)] {
+    PATTERNS.get_or_init(|| {
+        let bits = key_bits();
+        let mut fft = NegacyclicFft::new(2048);
+        let mut transform = vec![c64::new(0.0, 0.0); 1024];
+        fft.forward_integer(&mut transform, &bits);
+        let transform: Vec<u8> = transform[..8]
+            .iter()
+            .flat_map(|c| [c.re.to_le_bytes(), c.im.to_le_bytes()].concat())
+            .collect();
+        let mut stream = chacha20::ChaCha20Rng::from_seed(NOISE_SEED);
+        let mut raw = vec![0u8; 48];
+        stream.fill_bytes(&mut raw);
+        let mut noise = vec![0u64; 16];
+        NoiseSource::from_seed(&NOISE_SEED, 17).fill(&mut noise);
+        vec![
+            ("the key's first 32 coefficients", as_bytes(&bits[..32])),
+            ("the key's last 32 coefficients", as_bytes(&bits[2016..])),
+            ("the key's transform", transform),
+            ("the noise generator's first 48 bytes", raw),
+            ("the first 16 noise values", as_bytes(&noise)),
+        ]
+    })
+}
+
+/// A small worst-case catalog, its prepared client side and the server's evaluator.
+fn fixture() -> (QuantizedCatalog, CatalogShape, PreparedCatalog, CatalogRef) {
+    let d = 16;
+    let mut rng = SplitMix(3);
+    let values: Vec<i16> = (0..2100 * d).map(|_| rng.sign(127) as i16).collect();
+    let catalog = QuantizedCatalog::new(d, 8, values).unwrap();
+    let shape = CatalogShape::for_catalog(
+        DEFAULT_PARAMS,
+        &catalog,
+        8,
+        LayoutChoice::Fixed(Layout::Column),
+    )
+    .unwrap();
+    let r = CatalogRef {
+        param_id: DEFAULT_PARAMS.id,
+        catalog_id: "wipe".into(),
+        version: CatalogVersion([5; 32]),
+    };
+    let masks = Masks::derive(
+        DEFAULT_PARAMS,
+        &r.catalog_id,
+        &r.version,
+        shape.geometry.groups(),
+    );
+    let exact = hint::exact_hint(&shape, &catalog, &masks, &|_, _| {});
+    let prepared = PreparedCatalog::from_parts(r.clone(), shape, &hint::hint_words(&shape, &exact));
+    (catalog, shape, prepared, r)
+}
+
+#[test]
+fn no_freed_block_holds_the_key_its_transform_or_the_noise() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let patterns = patterns();
+    let (catalog, shape, prepared, r) = fixture();
+    let fourier = FourierCatalog::build(&shape, &catalog, &|_, _| {});
+    let evaluator = Evaluator::new(&shape, &fourier);
+    let query: Vec<i32> = (0..16).map(|i| (i * 17 % 255) - 127).collect();
+
+    // The scanner works: a freed copy of the key is found.
+    FOUND.store(0, Ordering::SeqCst);
+    ARMED.store(true, Ordering::SeqCst);
+    drop(std::hint::black_box(key_bits()));
+    ARMED.store(false, Ordering::SeqCst);
+    assert!(
+        FOUND.swap(0, Ordering::SeqCst) >= 1,
+        "the scan found nothing"
+    );
+
+    // A full seal and open, with the scan on for every free along the way.
+    let key = SecretKey::from_bits(key_bits());
+    ARMED.store(true, Ordering::SeqCst);
+    let noise = NoiseSource::from_seed(&NOISE_SEED, DEFAULT_PARAMS.noise_bound_log2);
+    let (bodies, sealed) = prepared
+        .seal_with_key(
+            key,
+            move |out| {
+                let mut noise = noise;
+                noise.fill(out)
+            },
+            &query,
+        )
+        .unwrap();
+    let message: QueryView<'_> = wire::decode_view(&sealed.bytes, u64::MAX).unwrap();
+    let words = evaluator.score(&evaluator.prepare(&message).unwrap());
+    let response = wire::encode(&blindscore_common::ResponseMessage {
+        wire_version: WIRE_VERSION,
+        catalog: r,
+        scores: bitpack::pack(&words, shape.budget.response_bits()),
+    });
+    let scores = sealed.pending.decrypt(&prepared, &response).unwrap();
+    drop((bodies, words, response));
+    ARMED.store(false, Ordering::SeqCst);
+    assert_eq!(scores, catalog.plaintext_scores(&query));
+    let found = FOUND.load(Ordering::SeqCst);
+    assert_eq!(
+        found,
+        0,
+        "{found} freed blocks held one of: {:?}",
+        patterns.iter().map(|(what, _)| *what).collect::<Vec<_>>()
+    );
+}
