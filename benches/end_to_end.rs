@@ -38,8 +38,10 @@ fn items(count: usize) -> LoadedItems {
 
 /// Start the real server on a loopback port with one catalog, "bench".
 fn start(rt: &tokio::runtime::Runtime, count: usize, layout: Option<Layout>) -> (String, Value) {
+    // The benchmark's one client sends thousands of requests: no per-address limit.
     let state = AppState::new(ServiceConfig {
         layout,
+        rate_limit: None,
         ..ServiceConfig::default()
     });
     let started = Instant::now();
@@ -54,7 +56,12 @@ fn start(rt: &tokio::runtime::Runtime, count: usize, layout: Option<Layout>) -> 
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("address");
-        tokio::spawn(async move { axum::serve(listener, router(state)).await });
+        tokio::spawn(blindscore_server::http::serve(
+            listener,
+            state,
+            None,
+            std::future::pending(),
+        ));
         format!("http://{addr}")
     });
     // The server's own time for one query, without HTTP (one thread).

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use blindscore_client::core::{Artifacts, Limits, PreparedCatalog};
 use blindscore_common::api::{CatalogInfo, Metric, Normalisation};
 use blindscore_common::{Layout, QuantizedCatalog};
-use blindscore_server::http::router;
+use blindscore_server::http::serve;
 use blindscore_server::load::LoadedItems;
 use blindscore_server::service::{AppState, ServiceConfig, SpaceDeclaration};
 use common::*;
@@ -37,8 +37,7 @@ async fn serve_over_http(catalog: &QuantizedCatalog, layout: Layout) -> String {
         .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = router(state);
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    tokio::spawn(serve(listener, state, None, std::future::pending()));
     format!("http://{addr}")
 }
 

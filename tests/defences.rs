@@ -16,7 +16,7 @@ use blindscore_client::core::Limits;
 use blindscore_client::{ClientError, Connection, Ranker};
 use blindscore_common::digest::sha256;
 use blindscore_common::{wire, CatalogDescription, HintMessage};
-use blindscore_server::http::router;
+use blindscore_server::http::serve;
 use blindscore_server::service::{AppState, ServiceConfig, SpaceDeclaration};
 use common::*;
 
@@ -42,7 +42,9 @@ async fn real() -> (String, Arc<AppState>) {
             &SpaceDeclaration::default(),
         )
         .unwrap();
-    let url = serve_app(router(state.clone()), "127.0.0.1").await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(serve(listener, state.clone(), None, std::future::pending()));
     (url, state)
 }
 

@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use blindscore_client::Ranker;
+use blindscore_server::access::BearerToken;
 use blindscore_server::http::serve;
 use blindscore_server::service::{AppState, ServiceConfig, SpaceDeclaration};
 use common::*;
@@ -225,7 +226,7 @@ async fn clients_that_disconnect_mid_request_disturb_nobody() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupt_replacement_is_refused_and_the_old_catalog_keeps_serving() {
     let state = AppState::new(ServiceConfig {
-        admin_token: Some("t0ken".into()),
+        admin_token: Some(BearerToken::new("t0ken").unwrap()),
         rate_limit: None,
         ..ServiceConfig::default()
     });

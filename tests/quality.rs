@@ -12,7 +12,6 @@ use blindscore_common::api::Normalisation;
 use blindscore_common::catalog::widest_catalog;
 use blindscore_common::params::DEFAULT_PARAMS;
 use blindscore_common::{Layout, LayoutChoice, QuantizedCatalog};
-use blindscore_server::http::router;
 use blindscore_server::load::quantize_rows;
 use blindscore_server::service::{AppState, ServiceConfig, SpaceDeclaration};
 use blindscore_server::{CatalogSource, ServedCatalog};
@@ -34,7 +33,11 @@ async fn check_real_set(set: &str, dimension_scales: bool) {
         .map(String::from)
         .collect();
     let loaded = quantize_rows(ids.clone(), &items, d, 16, Normalisation::L2).unwrap();
-    let state = AppState::new(ServiceConfig::default());
+    // One client ranking 400 queries in a row: no per-address limit.
+    let state = AppState::new(ServiceConfig {
+        rate_limit: None,
+        ..ServiceConfig::default()
+    });
     let declaration = SpaceDeclaration {
         dimension_scales,
         ..SpaceDeclaration::default()
@@ -46,7 +49,12 @@ async fn check_real_set(set: &str, dimension_scales: bool) {
     let shape = *entry.served.shape();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router(state)).await });
+    tokio::spawn(blindscore_server::http::serve(
+        listener,
+        state,
+        None,
+        std::future::pending(),
+    ));
     let ranker = Ranker::new(&format!("http://{addr}"));
     let index: HashMap<&str, usize> = ids
         .iter()

@@ -15,7 +15,7 @@ use blindscore_common::digest::sha256;
 use blindscore_common::encoding::word_to_torus;
 use blindscore_common::params::ParamId;
 use blindscore_common::{bitpack, wire, CatalogDescription, HintMessage, Layout, QueryMessage};
-use blindscore_server::http::router;
+use blindscore_server::http::serve;
 use blindscore_server::load::LoadedItems;
 use blindscore_server::service::{AppState, ServiceConfig, SpaceDeclaration};
 use common::*;
@@ -40,8 +40,7 @@ fn unit_query(seed: u64) -> Vec<f32> {
 async fn serve_state(state: Arc<AppState>) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = router(state);
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    tokio::spawn(serve(listener, state, None, std::future::pending()));
     format!("http://{addr}")
 }
 

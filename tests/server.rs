@@ -10,8 +10,9 @@ use blindscore_common::api::Normalisation;
 use blindscore_common::digest::CatalogVersion;
 use blindscore_common::wire::{self, QueryMessage};
 use blindscore_common::{Layout, QuantizedCatalog};
+use blindscore_server::access::BearerToken;
 use blindscore_server::batcher::BatchConfig;
-use blindscore_server::http::router;
+use blindscore_server::http::serve;
 use blindscore_server::load::LoadedItems;
 use blindscore_server::service::{AppState, ServiceConfig, SpaceDeclaration};
 use common::*;
@@ -31,9 +32,11 @@ fn items(catalog: &QuantizedCatalog) -> LoadedItems {
 
 fn config() -> ServiceConfig {
     ServiceConfig {
-        admin_token: Some(TOKEN.into()),
+        admin_token: Some(BearerToken::new(TOKEN).unwrap()),
         layout: Some(Layout::Column),
         grace: Duration::from_secs(30),
+        // Concurrent clients on one address: no per-address limit here.
+        rate_limit: None,
         ..ServiceConfig::default()
     }
 }
@@ -50,8 +53,7 @@ async fn start(
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = router(state.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    tokio::spawn(serve(listener, state.clone(), None, std::future::pending()));
     (format!("http://{addr}"), state)
 }
 

@@ -17,9 +17,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     state.build_and_install("demo", items, &SpaceDeclaration::default())?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(
-        async move { axum::serve(listener, blindscore_server::http::router(state)).await },
-    );
+    tokio::spawn(blindscore_server::http::serve(
+        listener,
+        state,
+        None,
+        std::future::pending(),
+    ));
 
     // -- app side --
     // Build the user's preferences on the device: a stated interest and a recent view.

@@ -21,7 +21,12 @@ pub async fn start(
     items: LoadedItems,
     declaration: SpaceDeclaration,
 ) -> anyhow::Result<LocalServer> {
-    let state = AppState::new(ServiceConfig::default());
+    // The one user of a server in this process is this process: no per-address limit
+    // (eval ranks hundreds of queries in a row).
+    let state = AppState::new(ServiceConfig {
+        rate_limit: None,
+        ..ServiceConfig::default()
+    });
     let builder = state.clone();
     let name = name.to_string();
     let entry =
@@ -29,7 +34,11 @@ pub async fn start(
             .await??;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
-    let app = blindscore_server::http::router(state);
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    tokio::spawn(blindscore_server::http::serve(
+        listener,
+        state,
+        None,
+        std::future::pending(),
+    ));
     Ok(LocalServer { url, entry })
 }

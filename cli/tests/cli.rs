@@ -13,9 +13,12 @@ async fn rank_prints_json_lines_and_refuses_a_wrong_vector() {
         .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(
-        async move { axum::serve(listener, blindscore_server::http::router(state)).await },
-    );
+    tokio::spawn(blindscore_server::http::serve(
+        listener,
+        state,
+        None,
+        std::future::pending(),
+    ));
 
     let dir = std::env::temp_dir().join(format!("blindscore-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

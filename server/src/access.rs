@@ -12,8 +12,10 @@ use std::path::Path;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use ipnet::IpNet;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 /// A token bucket per key: `rate` tokens a second, at most `burst` saved up.
 pub struct Buckets<K> {
@@ -229,6 +231,118 @@ impl Default for RateLimit {
     }
 }
 
+/// A bearer token (the admin endpoints', or the metrics'), kept as its SHA-256 digest. A presented token is
+/// hashed and the two digests compared in constant time, so neither the comparison's time
+/// nor any length trick tells anything about the token.
+#[derive(Clone)]
+pub struct BearerToken([u8; 32]);
+
+/// A token must not be empty (an empty one would open what it guards).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "a bearer token must not be empty; set a long random token, or none to turn the endpoint off"
+)]
+pub struct EmptyToken;
+
+impl BearerToken {
+    /// The token that admin requests must present.
+    pub fn new(token: &str) -> Result<Self, EmptyToken> {
+        if token.is_empty() {
+            return Err(EmptyToken);
+        }
+        Ok(BearerToken(Sha256::digest(token.as_bytes()).into()))
+    }
+
+    /// Whether `presented` is the token.
+    pub fn matches(&self, presented: &str) -> bool {
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        digest.ct_eq(&self.0).into()
+    }
+}
+
+impl std::fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BearerToken(<redacted>)")
+    }
+}
+
+/// The address of the client a request comes from. From a peer that is one of the
+/// operator's trusted proxies, the client is the last address of the forwarding chain that
+/// is not a trusted proxy (`Forwarded: for=...`, or else `X-Forwarded-For`), since each
+/// proxy appends the address it received the request from; a chain that cannot be read
+/// leaves the peer. From any other peer the headers are ignored: a client could write them.
+pub fn forwarded_client(peer: IpAddr, headers: &http::HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(&canonical(*ip)));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let Some(chain) = forwarding_chain(headers) else {
+        return peer;
+    };
+    chain
+        .iter()
+        .rev()
+        .find(|ip| !is_trusted(ip))
+        .or(chain.first())
+        .copied()
+        .unwrap_or(peer)
+}
+
+/// An IPv4-mapped IPv6 address as the IPv4 address it is.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// The addresses of a forwarding chain, first hop first; `None` if any element cannot be
+/// read (an obfuscated or unknown identifier).
+fn forwarding_chain(headers: &http::HeaderMap) -> Option<Vec<IpAddr>> {
+    let joined = |name: &str| -> Option<String> {
+        let values: Vec<&str> = headers
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().ok())
+            .collect::<Option<_>>()?;
+        (!values.is_empty()).then(|| values.join(","))
+    };
+    if let Some(forwarded) = joined("forwarded") {
+        return forwarded
+            .split(',')
+            .map(|element| {
+                element.split(';').find_map(|pair| {
+                    let (key, value) = pair.trim().split_once('=')?;
+                    key.eq_ignore_ascii_case("for")
+                        .then(|| parse_node(value.trim().trim_matches('"')))?
+                })
+            })
+            .collect();
+    }
+    joined("x-forwarded-for")?
+        .split(',')
+        .map(|v| parse_node(v.trim()))
+        .collect()
+}
+
+/// `192.0.2.1`, `192.0.2.1:4711`, `2001:db8::1` or `[2001:db8::1]:4711`.
+fn parse_node(node: &str) -> Option<IpAddr> {
+    if let Ok(ip) = node.parse() {
+        return Some(ip);
+    }
+    if let Some(rest) = node.strip_prefix('[') {
+        return rest.split_once(']')?.0.parse().ok();
+    }
+    node.rsplit_once(':')?.0.parse().ok()
+}
+
+/// A trusted proxy, from the command line: an address or a network (`10.0.0.0/8`).
+pub fn parse_proxy(text: &str) -> Result<IpNet, String> {
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("{text:?} is not an IP address or network (a.b.c.d/n)"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,5 +412,82 @@ mod tests {
         assert!(ApiKeys::new(vec![entry(&key_digest_hex("k"), 0)]).is_err());
         let d = key_digest_hex("k");
         assert!(ApiKeys::new(vec![entry(&d, 1), entry(&d, 2)]).is_err());
+    }
+
+    #[test]
+    fn the_admin_token_matches_itself_only() {
+        let token = BearerToken::new("s3cret-token").unwrap();
+        assert!(token.matches("s3cret-token"));
+        assert!(!token.matches("s3cret-toke"));
+        assert!(!token.matches(""));
+        // The token followed by 0xff padding (a length folded into 16 bits once let
+        // 65,536 extra bytes through) is another token.
+        let padded = format!("s3cret-token{}", "\u{ff}".repeat(65_536));
+        assert!(!token.matches(&padded));
+        assert!(matches!(BearerToken::new(""), Err(EmptyToken)));
+        assert_eq!(format!("{token:?}"), "BearerToken(<redacted>)");
+    }
+
+    #[test]
+    fn forwarded_addresses_count_only_from_trusted_proxies() {
+        let trusted = vec![
+            parse_proxy("10.0.0.0/8").unwrap(),
+            parse_proxy("127.0.0.1").unwrap(),
+        ];
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let headers = |pairs: &[(&str, &str)]| {
+            let mut h = http::HeaderMap::new();
+            for (k, v) in pairs {
+                h.append(
+                    http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                    v.parse().unwrap(),
+                );
+            }
+            h
+        };
+        let xff = headers(&[("x-forwarded-for", "203.0.113.9, 10.1.2.3")]);
+        // From a trusted proxy: the last untrusted hop.
+        assert_eq!(
+            forwarded_client(ip("127.0.0.1"), &xff, &trusted),
+            ip("203.0.113.9")
+        );
+        // A client's own header is not believed.
+        assert_eq!(
+            forwarded_client(ip("198.51.100.4"), &xff, &trusted),
+            ip("198.51.100.4")
+        );
+        // A spoofed first hop before the real client is skipped: the rightmost untrusted.
+        let spoofed = headers(&[("x-forwarded-for", "1.2.3.4, 203.0.113.9")]);
+        assert_eq!(
+            forwarded_client(ip("10.0.0.1"), &spoofed, &trusted),
+            ip("203.0.113.9")
+        );
+        // Forwarded (RFC 7239), quoted IPv6 with a port, over two header lines.
+        let fwd = headers(&[
+            ("forwarded", "for=\"[2001:db8:cafe::17]:4711\";proto=https"),
+            ("forwarded", "for=10.0.0.2"),
+        ]);
+        assert_eq!(
+            forwarded_client(ip("10.9.9.9"), &fwd, &trusted),
+            ip("2001:db8:cafe::17")
+        );
+        // An unreadable chain, or none, leaves the peer.
+        let unknown = headers(&[("forwarded", "for=unknown")]);
+        assert_eq!(
+            forwarded_client(ip("127.0.0.1"), &unknown, &trusted),
+            ip("127.0.0.1")
+        );
+        assert_eq!(
+            forwarded_client(ip("127.0.0.1"), &headers(&[]), &trusted),
+            ip("127.0.0.1")
+        );
+        // Every hop trusted: the first one.
+        let inner = headers(&[("x-forwarded-for", "10.0.0.5, 10.0.0.6")]);
+        assert_eq!(
+            forwarded_client(ip("127.0.0.1"), &inner, &trusted),
+            ip("10.0.0.5")
+        );
+        assert!(parse_proxy("not an address").is_err());
+        assert_eq!(parse_node("192.0.2.1:80"), Some(ip("192.0.2.1")));
     }
 }

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -21,33 +21,44 @@ use serde::{Deserialize, Serialize};
 use blindscore_common::params::PARAMETER_TABLE;
 use blindscore_common::ProtocolError;
 
-use crate::access::{client_key, Refusal};
+use crate::access::{client_key, forwarded_client, Refusal};
 use crate::batcher::SubmitError;
 use blindscore_common::api::{CatalogInfo, ErrorBody, ErrorCode, Metric, Normalisation};
 
 use crate::load::read_jsonl;
 use crate::metrics::process_memory;
 use crate::registry::{Lookup, VersionEntry};
-use crate::service::{AppState, SpaceDeclaration};
+use crate::service::{plan_entry, AppState, SpaceDeclaration};
 
 /// The OpenAPI document of this API.
 pub const OPENAPI: &str = include_str!("openapi.json");
 
-/// The router: public routes under a request timeout, the admin route under the upload
-/// limit, request ids, metrics and logs on everything.
+/// The router: public routes under a request timeout, the catalog routes under the
+/// per-address rate limits and the API keys (each score request charged to its app's
+/// quota), the admin route under the rate limits and its own time limit, request ids,
+/// metrics and logs on everything.
 pub fn router(state: Arc<AppState>) -> Router {
     let timeout = state.config.request_timeout;
-    let open = Router::new()
+    let admin_timeout = state.config.admin_timeout;
+    if state.config.without_peer_addresses && state.limiter.is_some() {
+        tracing::warn!(
+            "served without peer addresses, by choice: the per-address rate limits are off"
+        );
+    }
+    let mut open = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
-        .route("/metrics", get(metrics))
         .route("/v1/parameters", get(parameters))
         .route("/v1/transparency", get(transparency))
         .route(
             "/v1/openapi.json",
             get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
         );
-    // Everything that reads a catalog: under the rate limits and the API keys.
+    if state.config.metrics_on_main_listener {
+        open = open.merge(metrics_routes(&state));
+    }
+    // Everything that reads a catalog: under the rate limits and the API keys; a score
+    // request is also charged to its app's quota.
     let catalogs = Router::new()
         .route("/v1/catalogs", get(list_catalogs))
         .route("/v1/catalogs/{name}", get(describe_catalog))
@@ -67,14 +78,26 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/catalogs/{name}/versions/{version}/scales",
             artefact(Artefact::Scales),
         )
-        .route("/v1/catalogs/{name}/versions/{version}/score", post(score))
-        .layer(middleware::from_fn_with_state(state.clone(), access));
+        .route(
+            "/v1/catalogs/{name}/versions/{version}/score",
+            post(score).route_layer(middleware::from_fn_with_state(state.clone(), charge_quota)),
+        )
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_api_key,
+        ))
+        .layer(middleware::from_fn_with_state(state.clone(), rate_limit));
     let public = open
         .merge(catalogs)
         .layer(middleware::from_fn(move |req, next| {
             with_timeout(timeout, req, next)
         }));
-    let admin = Router::new().route("/v1/admin/catalogs/{name}", put(replace_catalog));
+    let admin = Router::new()
+        .route("/v1/admin/catalogs/{name}", put(replace_catalog))
+        .layer(middleware::from_fn_with_state(state.clone(), rate_limit))
+        .layer(middleware::from_fn(move |req, next| {
+            with_timeout(admin_timeout, req, next)
+        }));
     public
         .merge(admin)
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route") })
@@ -82,6 +105,24 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(DefaultBodyLimit::disable())
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
+}
+
+/// `/metrics` alone, for a listener of its own (`--metrics-listen`), behind the metrics
+/// token if one is set.
+pub fn metrics_router(state: Arc<AppState>) -> Router {
+    metrics_routes(&state)
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+fn metrics_routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
+    Router::new().route(
+        "/metrics",
+        get(metrics).route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_metrics_token,
+        )),
+    )
 }
 
 /// Serve the router on a listener until `shutdown` completes: over TLS when a
@@ -130,40 +171,106 @@ async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -
     response
 }
 
-/// Per-client rate limits (by the peer address, when the server knows it) and, with API
-/// keys configured, a valid `x-api-key`, each score request charged to its app's quota.
-async fn access(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    if let (Some(limiter), Some(ConnectInfo(peer))) = (
-        &state.limiter,
-        req.extensions().get::<ConnectInfo<SocketAddr>>(),
-    ) {
-        if let Err(wait) = limiter.take(client_key(peer.ip())) {
-            return rate_limited(wait, "too many requests from this address; slow down");
+/// The client's address for the rate limits: the peer, or the client a trusted proxy
+/// names. `None` only when the operator chose to serve without peer addresses; a request
+/// without one otherwise is refused rather than left unlimited.
+fn client_address(state: &AppState, req: &Request) -> Result<Option<IpAddr>, ApiError> {
+    match req.extensions().get::<ConnectInfo<SocketAddr>>() {
+        Some(ConnectInfo(peer)) => Ok(Some(forwarded_client(
+            peer.ip(),
+            req.headers(),
+            &state.config.trusted_proxies,
+        ))),
+        None if state.config.without_peer_addresses => Ok(None),
+        None => {
+            tracing::error!(
+                "a request arrived without the peer's address while rate limits are on: serve with http::serve, or set without_peer_addresses"
+            );
+            Err(ApiError::new(
+                ErrorCode::Internal,
+                "the server cannot tell the client's address, so it cannot apply its rate limits",
+            ))
         }
     }
-    if let Some(keys) = &state.config.api_keys {
-        let key = req.headers().get("x-api-key").and_then(|v| v.to_str().ok());
-        let is_score = req.method() == Method::POST && req.uri().path().ends_with("/score");
-        let verdict = if is_score {
-            keys.charge(key).map(|_| ())
-        } else {
-            keys.app(key).map(|_| ())
-        };
-        match verdict {
-            Ok(()) => {}
-            Err(Refusal::Unauthorized) => {
-                return ApiError::new(
-                    ErrorCode::ApiKeyRequired,
-                    "this server needs a valid API key in the x-api-key header",
-                )
-                .into_response()
+}
+
+/// Per-client-address rate limits.
+async fn rate_limit(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    if let Some(limiter) = &state.limiter {
+        match client_address(&state, &req) {
+            Ok(Some(ip)) => {
+                if let Err(wait) = limiter.take(client_key(ip)) {
+                    return rate_limited(wait, "too many requests from this address; slow down");
+                }
             }
-            Err(Refusal::Limited(wait)) => {
-                return rate_limited(wait, "this app's query quota is spent; retry later")
-            }
+            Ok(None) => {}
+            Err(e) => return e.into_response(),
         }
     }
     next.run(req).await
+}
+
+/// With API keys configured, a valid `x-api-key` on every catalog request.
+async fn require_api_key(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    if let Some(keys) = &state.config.api_keys {
+        if let Err(refusal) = keys.app(api_key(&req)) {
+            return refused(refusal);
+        }
+    }
+    next.run(req).await
+}
+
+/// With API keys configured, each score request charged to its app's quota.
+async fn charge_quota(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    if let Some(keys) = &state.config.api_keys {
+        if let Err(refusal) = keys.charge(api_key(&req)) {
+            return refused(refusal);
+        }
+    }
+    next.run(req).await
+}
+
+fn api_key(req: &Request) -> Option<&str> {
+    req.headers().get("x-api-key").and_then(|v| v.to_str().ok())
+}
+
+fn refused(refusal: Refusal) -> Response {
+    match refusal {
+        Refusal::Unauthorized => ApiError::new(
+            ErrorCode::ApiKeyRequired,
+            "this server needs a valid API key in the x-api-key header",
+        )
+        .into_response(),
+        Refusal::Limited(wait) => {
+            rate_limited(wait, "this app's query quota is spent; retry later")
+        }
+    }
+}
+
+/// With a metrics token set, `/metrics` needs it as a bearer token.
+async fn require_metrics_token(
+    State(state): State<Arc<AppState>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if let Some(token) = &state.config.metrics_token {
+        if !token.matches(bearer(req.headers())) {
+            return ApiError::new(
+                ErrorCode::Unauthorized,
+                "a valid bearer token is required for the metrics",
+            )
+            .into_response();
+        }
+    }
+    next.run(req).await
+}
+
+fn bearer(headers: &HeaderMap) -> &str {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("")
 }
 
 fn rate_limited(wait: std::time::Duration, message: &str) -> Response {
@@ -263,7 +370,7 @@ async fn describe_catalog(
         .list()
         .into_iter()
         .find(|(n, _, _)| *n == name)
-        .ok_or_else(|| unknown_catalog(&name))?;
+        .ok_or_else(|| missing(&state, &name))?;
     Ok(Json(CatalogInfo {
         name,
         current: current.info(),
@@ -278,10 +385,30 @@ fn version_entry(
 ) -> Result<Arc<VersionEntry>, ApiError> {
     state.registry.version(name, version).map_err(|e| match e {
         Lookup::UnknownCatalog => unknown_catalog(name),
+        Lookup::Loading => loading(name),
         Lookup::VersionGone { current } => ApiError::new(ErrorCode::VersionGone,
             format!("version {version} of catalog {name:?} is no longer served; the current version is {current}: refetch the description"),
         ),
     })
+}
+
+/// Seconds a client is asked to wait for a catalog that is still loading.
+const LOADING_RETRY_SECONDS: u32 = 5;
+
+fn loading(name: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::Loading,
+        format!("catalog {name:?} is still loading; retry shortly"),
+    )
+    .retry_after(LOADING_RETRY_SECONDS)
+}
+
+/// A missing catalog: unknown, or still loading.
+fn missing(state: &AppState, name: &str) -> ApiError {
+    match state.registry.missing(name) {
+        Lookup::Loading => loading(name),
+        _ => unknown_catalog(name),
+    }
 }
 
 fn unknown_catalog(name: &str) -> ApiError {
@@ -490,7 +617,7 @@ async fn replace_catalog(
     let reader = tokio_util::io::SyncIoBridge::new(reader);
     let started = Instant::now();
     let built = tokio::task::spawn_blocking(move || {
-        let Some(_guard) = state.registry.begin_build(&name) else {
+        let Some(guard) = state.registry.begin_build(&name) else {
             return Err(ApiError::new(
                 ErrorCode::SwapInProgress,
                 "another replacement of this catalog is being built",
@@ -512,9 +639,17 @@ async fn replace_catalog(
                 ApiError::new(ErrorCode::BadCatalog, text)
             }
         })?;
-        let entry = state
-            .build_and_install(&name, items, &declaration)
+        // Checked before anything served changes: a bad upload leaves both versions.
+        let plan = plan_entry(&name, items, &declaration, &state.config)
             .map_err(|e| ApiError::new(ErrorCode::BadCatalog, e.to_string()))?;
+        guard.make_room();
+        let entry = state.build_planned_and_install(plan).map_err(|e| {
+            tracing::error!(catalog = %name, error = %e, "a checked catalog failed to build");
+            ApiError::new(
+                ErrorCode::Internal,
+                "the catalog passed its checks but failed to build",
+            )
+        })?;
         state.metrics.record_swap(process_memory().resident);
         Ok((name, entry))
     })
@@ -537,12 +672,7 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
             "set BLINDSCORE_ADMIN_TOKEN to enable the admin endpoints",
         ));
     };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if constant_time_eq(given.as_bytes(), token.as_bytes()) {
+    if token.matches(bearer(headers)) {
         Ok(())
     } else {
         Err(ApiError::new(
@@ -550,15 +680,6 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
             "a valid bearer token is required",
         ))
     }
-}
-
-/// Equality whose time does not depend on where the inputs differ.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = (a.len() ^ b.len()) as u8 | ((a.len() ^ b.len()) >> 8) as u8;
-    for i in 0..a.len().max(b.len()) {
-        diff |= a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0xff);
-    }
-    diff == 0
 }
 
 /// A client error: a status, a stable code and a message, as JSON.

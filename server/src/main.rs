@@ -14,7 +14,7 @@ use anyhow::Context;
 use blindscore_common::api::{Metric, Normalisation};
 use blindscore_common::Layout;
 use blindscore_demo::{DemoCatalog, DEMO_ITEMS, DEMO_MODEL};
-use blindscore_server::access::{ApiKeys, RateLimit};
+use blindscore_server::access::{parse_proxy, ApiKeys, BearerToken, RateLimit};
 use blindscore_server::batcher::BatchConfig;
 use blindscore_server::http::serve;
 use blindscore_server::load::{demo_items, read_ids, read_jsonl, read_npy, LoadedItems};
@@ -82,9 +82,21 @@ struct Config {
     /// Per-request time limit, seconds (catalog replacement excepted).
     #[arg(long, env = "BLINDSCORE_REQUEST_TIMEOUT_SECONDS", default_value_t = 30)]
     request_timeout_seconds: u64,
+    /// Time limit of a catalog replacement (upload and build), seconds.
+    #[arg(long, env = "BLINDSCORE_ADMIN_TIMEOUT_SECONDS", default_value_t = 600)]
+    admin_timeout_seconds: u64,
     /// Largest catalog replacement body, bytes.
     #[arg(long, env = "BLINDSCORE_MAX_UPLOAD_BYTES", default_value_t = 4 << 30)]
     max_upload_bytes: u64,
+    /// A proxy (address or network, e.g. 10.0.0.0/8) whose Forwarded or X-Forwarded-For
+    /// header names the client for the rate limits. Repeatable; by default none is
+    /// believed and the limits key on the peer address.
+    #[arg(long = "trusted-proxy", env = "BLINDSCORE_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_proxy)]
+    trusted_proxies: Vec<ipnet::IpNet>,
+    /// Serve /metrics on this address only (not on --listen). By default /metrics is on
+    /// the main listener; with BLINDSCORE_METRICS_TOKEN set it needs that bearer token.
+    #[arg(long, env = "BLINDSCORE_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
     /// TLS certificate chain (PEM, leaf first). TLS is required whenever the server
     /// listens beyond loopback.
     #[arg(long, env = "BLINDSCORE_TLS_CERT", requires = "tls_key")]
@@ -143,10 +155,13 @@ async fn main() -> anyhow::Result<()> {
         },
         grace: Duration::from_secs(config.grace_seconds),
         request_timeout: Duration::from_secs(config.request_timeout_seconds),
+        admin_timeout: Duration::from_secs(config.admin_timeout_seconds),
         max_upload_bytes: config.max_upload_bytes,
-        admin_token: std::env::var("BLINDSCORE_ADMIN_TOKEN")
-            .ok()
-            .filter(|t| !t.is_empty()),
+        admin_token: token_from_env("BLINDSCORE_ADMIN_TOKEN")?,
+        trusted_proxies: config.trusted_proxies.clone(),
+        without_peer_addresses: false,
+        metrics_on_main_listener: config.metrics_listen.is_none(),
+        metrics_token: token_from_env("BLINDSCORE_METRICS_TOKEN")?,
         query_bits: config.query_bits,
         layout: config.group_size.map(Layout::from_group_size),
         rate_limit: (config.rate_limit > 0.0).then_some(RateLimit {
@@ -178,6 +193,9 @@ async fn main() -> anyhow::Result<()> {
     }
     let state = AppState::new(service);
     state.set_loading(true);
+    state
+        .registry
+        .expect(catalogs.iter().map(|(name, _, _)| name.clone()));
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
@@ -214,11 +232,30 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     });
+    if let Some(addr) = config.metrics_listen {
+        let metrics = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr} for the metrics"))?;
+        tracing::info!("metrics on http://{}/metrics", metrics.local_addr()?);
+        let app = blindscore_server::http::metrics_router(state.clone());
+        tokio::spawn(async move { axum::serve(metrics, app).await });
+    }
     let server = tokio::spawn(serve(listener, state.clone(), tls, shutdown_signal()));
     // A catalog that cannot be loaded at start-up stops the server with its reason.
     loading.await??;
     server.await??;
     Ok(())
+}
+
+/// A bearer token from the environment (never a flag: flags show in process lists). Unset
+/// turns its endpoint off (admin) or leaves it open (metrics); set but empty is an error.
+fn token_from_env(name: &str) -> anyhow::Result<Option<BearerToken>> {
+    match std::env::var(name) {
+        Ok(token) => Ok(Some(
+            BearerToken::new(&token).with_context(|| name.to_string())?,
+        )),
+        Err(_) => Ok(None),
+    }
 }
 
 type Loader = Box<dyn FnOnce() -> anyhow::Result<LoadedItems> + Send>;

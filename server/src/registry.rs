@@ -117,6 +117,8 @@ struct Slot {
 pub enum Lookup {
     /// No catalog of that name.
     UnknownCatalog,
+    /// The catalog is configured but its first version is not built yet.
+    Loading,
     /// The catalog exists but that version is gone (or never existed): refetch.
     VersionGone { current: String },
 }
@@ -125,6 +127,8 @@ pub enum Lookup {
 pub struct Registry {
     slots: RwLock<HashMap<String, Slot>>,
     building: Mutex<std::collections::HashSet<String>>,
+    /// Catalogs configured at start-up whose first version is not installed yet.
+    loading: Mutex<std::collections::HashSet<String>>,
     grace: Duration,
 }
 
@@ -134,6 +138,7 @@ impl Registry {
         Registry {
             slots: RwLock::new(HashMap::new()),
             building: Mutex::new(Default::default()),
+            loading: Mutex::new(Default::default()),
             grace,
         }
     }
@@ -146,7 +151,7 @@ impl Registry {
     /// A given version of a catalog, if it is current or still in its grace period.
     pub fn version(&self, name: &str, version: &str) -> Result<Arc<VersionEntry>, Lookup> {
         let slots = self.read();
-        let slot = slots.get(name).ok_or(Lookup::UnknownCatalog)?;
+        let slot = slots.get(name).ok_or_else(|| self.missing(name))?;
         if slot.current.version().to_hex() == version {
             return Ok(slot.current.clone());
         }
@@ -158,6 +163,29 @@ impl Registry {
         Err(Lookup::VersionGone {
             current: slot.current.version().to_hex(),
         })
+    }
+
+    /// Why there is no catalog `name`: unknown, or still loading.
+    pub fn missing(&self, name: &str) -> Lookup {
+        if self
+            .loading
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(name)
+        {
+            Lookup::Loading
+        } else {
+            Lookup::UnknownCatalog
+        }
+    }
+
+    /// Catalogs that are configured and will be served once built: until then, requests for
+    /// them are answered `loading` rather than `unknown_catalog`.
+    pub fn expect(&self, names: impl IntoIterator<Item = String>) {
+        self.loading
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(names);
     }
 
     /// Every catalog with its current version and, if any, its previous one.
@@ -180,14 +208,11 @@ impl Registry {
     }
 
     /// Claim the right to build a new version of `name`: refused while another build of it
-    /// runs. Drops a previous version still in grace so that at most two versions exist.
+    /// runs. Nothing served changes until [`BuildGuard::make_room`].
     pub fn begin_build(&self, name: &str) -> Option<BuildGuard<'_>> {
         let mut building = self.building.lock().unwrap_or_else(|e| e.into_inner());
         if !building.insert(name.to_string()) {
             return None;
-        }
-        if let Some(slot) = self.write().get_mut(name) {
-            slot.previous = None;
         }
         Some(BuildGuard {
             registry: self,
@@ -199,6 +224,10 @@ impl Registry {
     /// for the grace period. Installing the version that is already current changes nothing.
     pub fn install(&self, name: &str, entry: Arc<VersionEntry>) {
         let mut slots = self.write();
+        self.loading
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
         match slots.get_mut(name) {
             Some(slot) if slot.current.version() == entry.version() => {}
             Some(slot) => {
@@ -244,6 +273,17 @@ impl Registry {
 pub struct BuildGuard<'a> {
     registry: &'a Registry,
     name: String,
+}
+
+impl BuildGuard<'_> {
+    /// Drop the version still in its grace period (its in-flight queries finish; later ones
+    /// get `version_gone`), so that memory never holds three versions: call it once the new
+    /// version's input is checked, right before its build.
+    pub fn make_room(&self) {
+        if let Some(slot) = self.registry.write().get_mut(&self.name) {
+            slot.previous = None;
+        }
+    }
 }
 
 impl Drop for BuildGuard<'_> {

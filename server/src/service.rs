@@ -8,7 +8,9 @@ use blindscore_common::layout::CostModel;
 use blindscore_common::params::DEFAULT_PARAMS;
 use blindscore_common::{Layout, LayoutChoice};
 
-use crate::access::{ApiKeys, Buckets, RateLimit};
+use ipnet::IpNet;
+
+use crate::access::{ApiKeys, BearerToken, Buckets, RateLimit};
 use crate::batcher::BatchConfig;
 use blindscore_common::api::{EmbeddingSpace, Metric, Normalisation};
 
@@ -26,10 +28,26 @@ pub struct ServiceConfig {
     pub grace: Duration,
     /// Per-request time limit (catalog replacement excepted).
     pub request_timeout: Duration,
+    /// Time limit of a catalog replacement, upload and build (default 10 minutes).
+    pub admin_timeout: Duration,
     /// Largest catalog replacement body.
     pub max_upload_bytes: u64,
     /// Bearer token of the admin endpoints; `None` disables them.
-    pub admin_token: Option<String>,
+    pub admin_token: Option<BearerToken>,
+    /// Proxies (addresses or networks) whose `Forwarded` / `X-Forwarded-For` headers name
+    /// the client for the rate limits; empty (the default) believes no such header.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Serve without connection info (the peer's address), explicitly: the per-address
+    /// rate limits are then off. Without this choice, a request that arrives without the
+    /// peer's address while rate limits are on is refused (500 `internal`), so that limits
+    /// are never silently off.
+    pub without_peer_addresses: bool,
+    /// Whether `/metrics` is served on the main listener (the default), or only where the
+    /// operator serves [`crate::http::metrics_router`] (a separate listen address).
+    pub metrics_on_main_listener: bool,
+    /// Bearer token `/metrics` requires; `None` (the default) serves it to anyone who
+    /// reaches it (it carries counts and sizes, no per-client data).
+    pub metrics_token: Option<BearerToken>,
     /// Width of query values, bits.
     pub query_bits: u32,
     /// Layout: fixed, or `None` for the cost model's choice.
@@ -47,8 +65,13 @@ impl Default for ServiceConfig {
             batch: BatchConfig::default(),
             grace: Duration::from_secs(60),
             request_timeout: Duration::from_secs(30),
+            admin_timeout: Duration::from_secs(600),
             max_upload_bytes: 4 << 30,
             admin_token: None,
+            trusted_proxies: Vec::new(),
+            without_peer_addresses: false,
+            metrics_on_main_listener: true,
+            metrics_token: None,
             query_bits: 8,
             layout: None,
             rate_limit: Some(RateLimit::default()),
@@ -131,6 +154,17 @@ impl AppState {
         self.registry.install(name, entry.clone());
         Ok(entry)
     }
+
+    /// Build and install a planned version.
+    pub fn build_planned_and_install(
+        &self,
+        plan: PlannedVersion,
+    ) -> Result<Arc<VersionEntry>, LoadError> {
+        let name = plan.name.clone();
+        let entry = build_planned(plan, &self.config, self.metrics.clone())?;
+        self.registry.install(&name, entry.clone());
+        Ok(entry)
+    }
 }
 
 /// Build a catalog version: quantized items to Fourier catalog and hint, with progress in
@@ -142,6 +176,34 @@ pub fn build_entry(
     config: &ServiceConfig,
     metrics: Arc<Metrics>,
 ) -> Result<Arc<VersionEntry>, LoadError> {
+    build_planned(
+        plan_entry(name, items, declaration, config)?,
+        config,
+        metrics,
+    )
+}
+
+/// A catalog version checked and planned (its widths and layout chosen, the noise budget
+/// met), ready for the costly build: everything that can fail on the operator's input has
+/// been checked.
+pub struct PlannedVersion {
+    name: String,
+    started: Instant,
+    ids_json: Vec<u8>,
+    catalog: blindscore_common::QuantizedCatalog,
+    scales: Vec<f32>,
+    space: EmbeddingSpace,
+    layout: LayoutChoice,
+}
+
+/// Check and plan a version: spread the dimensions if asked, narrow the values to the
+/// widest the noise budget allows (or check the declared width against it).
+pub fn plan_entry(
+    name: &str,
+    items: LoadedItems,
+    declaration: &SpaceDeclaration,
+    config: &ServiceConfig,
+) -> Result<PlannedVersion, LoadError> {
     let started = Instant::now();
     let LoadedItems {
         ids,
@@ -195,6 +257,40 @@ pub fn build_entry(
         Some(layout) => LayoutChoice::Fixed(layout),
         None => LayoutChoice::Auto(CostModel::default()),
     };
+    // The shape the build will use must exist (a declared width may not fit the budget).
+    blindscore_common::CatalogShape::for_catalog(
+        DEFAULT_PARAMS,
+        &catalog,
+        config.query_bits,
+        layout,
+    )?;
+    Ok(PlannedVersion {
+        name: name.to_string(),
+        started,
+        ids_json,
+        catalog,
+        scales,
+        space,
+        layout,
+    })
+}
+
+/// Build a planned version: the Fourier catalog and the hint (CPU-heavy).
+pub fn build_planned(
+    plan: PlannedVersion,
+    config: &ServiceConfig,
+    metrics: Arc<Metrics>,
+) -> Result<Arc<VersionEntry>, LoadError> {
+    let PlannedVersion {
+        name,
+        started,
+        ids_json,
+        catalog,
+        scales,
+        space,
+        layout,
+    } = plan;
+    let name = name.as_str();
     let served = ServedCatalog::build(
         &CatalogSource {
             catalog_id: name,
