@@ -21,7 +21,6 @@ use blindscore_common::api::Normalisation;
 use blindscore_common::catalog::candidate_layouts;
 use blindscore_common::params::DEFAULT_PARAMS;
 use blindscore_common::Layout;
-use blindscore_server::http::router;
 use blindscore_server::load::{quantize_rows, LoadedItems};
 use blindscore_server::service::{AppState, ServiceConfig, SpaceDeclaration};
 use criterion::BatchSize;
