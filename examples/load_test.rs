@@ -53,6 +53,9 @@ struct Args {
     /// checks and prepares the catalog under the SDK's default limits, and exit.
     #[arg(long)]
     client_memory: bool,
+    /// Pad every item id to this many bytes (ids are `item-N` otherwise).
+    #[arg(long, default_value_t = 0)]
+    id_bytes: usize,
 }
 
 struct Stats {
@@ -84,7 +87,8 @@ fn write_catalog(
     dir: &Path,
     items: usize,
     d: usize,
-) -> anyhow::Result<(PathBuf, PathBuf, Vec<i8>)> {
+    id_bytes: usize,
+) -> anyhow::Result<(PathBuf, PathBuf, Vec<i8>, u64)> {
     use npyz::WriterBuilder;
     std::fs::create_dir_all(dir)?;
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
@@ -116,13 +120,11 @@ fn write_catalog(
         .begin_nd()?;
     w.extend(values.iter().map(|&v| v as f32))?;
     w.finish()?;
-    std::fs::write(
-        &ids,
-        (0..items)
-            .map(|i| format!("item-{i}\n"))
-            .collect::<String>(),
-    )?;
-    Ok((npy, ids, values))
+    let id = |i: usize| format!("item-{i:0>width$}", width = id_bytes.saturating_sub(5));
+    std::fs::write(&ids, (0..items).map(|i| id(i) + "\n").collect::<String>())?;
+    // The ids artefact as the server will serve it: a JSON array of the ids.
+    let ids_json = (0..items).map(|i| id(i).len() as u64 + 3).sum::<u64>() + 1;
+    Ok((npy, ids, values, ids_json))
 }
 
 fn resident_bytes(pid: u32) -> anyhow::Result<u64> {
@@ -142,17 +144,14 @@ fn status_bytes(pid: u32, field: &str) -> anyhow::Result<u64> {
 
 /// This process's peak memory above its resident level while a fresh ranker fetches,
 /// checks and prepares the catalog: (peak increase, the estimate the limits check).
-async fn client_preparation_peak(base: &str) -> anyhow::Result<(u64, u64)> {
+async fn client_preparation_peak(base: &str, ids_bytes: u64) -> anyhow::Result<(u64, u64)> {
     let me = std::process::id();
     // Writing 5 resets the peak resident size (VmHWM) to the current one.
     std::fs::write("/proc/self/clear_refs", "5")?;
     let before = resident_bytes(me)?;
     let prepared = Ranker::new(base).prepare("load").await?;
     let peak = status_bytes(me, "VmHWM:")?;
-    let estimate = blindscore_client::core::preparation_bytes(
-        prepared.shape(),
-        prepared.cost().once_per_version as u64,
-    );
+    let estimate = blindscore_client::core::preparation_bytes(prepared.shape(), ids_bytes);
     Ok((peak.saturating_sub(before), estimate))
 }
 
@@ -246,7 +245,8 @@ async fn main() -> anyhow::Result<()> {
         args.dimension,
         dir.display()
     );
-    let (npy, ids, values) = write_catalog(&dir, args.items, args.dimension)?;
+    let (npy, ids, values, ids_json_bytes) =
+        write_catalog(&dir, args.items, args.dimension, args.id_bytes)?;
     let plain = Arc::new(PlaintextCatalog::new(&values, args.dimension));
     drop(values);
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
@@ -300,7 +300,7 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     if args.client_memory {
-        let (peak, estimate) = client_preparation_peak(&base).await?;
+        let (peak, estimate) = client_preparation_peak(&base, ids_json_bytes).await?;
         let shape = prepared.shape();
         println!(
             "client: preparing {} x {} ({}, {:.1} MiB of artefacts) took {:.0} MiB at its peak; the limits' estimate is {:.0} MiB",

@@ -223,7 +223,7 @@ impl CatalogShape {
                 budget.hint_bits(),
                 budget.response_bits(),
             ],
-            usize::MAX as u128,
+            isize::MAX as u128,
         )?;
         Ok(CatalogShape {
             params,

@@ -147,9 +147,9 @@ impl Geometry {
     }
 
     /// Check that every size that follows from this geometry and the wire widths (in bits:
-    /// query, hint, response) fits in `max` (`usize::MAX` for this platform): the counts of
-    /// query, hint and score words, their packed bits, and the 16 bytes per coefficient
-    /// that a transform of them takes. Computed in u128, so a server's numbers cannot wrap
+    /// query, hint, response) fits in `max` (`isize::MAX` for this platform, the largest
+    /// allocation): the counts of query, hint and score words, their packed bits, and the
+    /// 24 bytes per coefficient that their transforms take at most. Computed in u128, so a server's numbers cannot wrap
     /// a product to a small value on a 32-bit target.
     pub fn check_sizes(&self, widths: [u32; 3], max: u128) -> Result<(), ProtocolError> {
         let n = self.n as u128;
@@ -157,8 +157,8 @@ impl Geometry {
         let blocks = (self.items as u128).div_ceil((self.n / self.b) as u128);
         let [query_bits, hint_bits, response_bits] = widths.map(u128::from);
         for (what, value) in [
-            ("query coefficients (x16 bytes)", groups * n * 16),
-            ("hint coefficients (x16 bytes)", blocks * n * 16),
+            ("query coefficients (x24 bytes)", groups * n * 24),
+            ("hint coefficients (x24 bytes)", blocks * n * 24),
             ("query bits", groups * n * query_bits),
             ("hint bits", blocks * n * hint_bits),
             ("score bits", self.items as u128 * response_bits),

@@ -15,7 +15,7 @@ use blindscore_common::{
 };
 use serde::Serialize;
 
-use super::limits::Limits;
+use super::limits::{Limits, ReadLimits};
 use crate::error::ClientError;
 
 /// Bits per limb of a mask coefficient for the exact product a_g * s: a limb times a
@@ -112,9 +112,10 @@ impl PreparedCatalog {
             )
             .into());
         }
+        // The hint message: its payload within the limit, and a header.
         Limits::check(
             "max_hint_bytes",
-            artifacts.hint.len() as u64,
+            (artifacts.hint.len() as u64).saturating_sub(HEADER_ALLOWANCE as u64),
             limits.max_hint_bytes,
         )?;
         Limits::check(
@@ -164,9 +165,9 @@ impl PreparedCatalog {
         }
     }
 
-    /// Decode a description of catalog `name` under the app's limits: the first check,
-    /// which tells how large the other artefacts may be. Its shape is checked against the
-    /// limits too.
+    /// Decode a description of catalog `name` under the app's limits, and check the shape it
+    /// implies against them: the first check, before any other artefact is read
+    /// ([`ReadLimits`] then gives the size each of them may have).
     pub fn check_description(
         name: &str,
         bytes: &[u8],
@@ -187,6 +188,11 @@ impl PreparedCatalog {
         }
         limits.check_shape(&description.shape()?)?;
         Ok(description)
+    }
+
+    /// The most bytes to read for a response to a query for this version.
+    pub fn read_limits(&self, limits: &Limits) -> ReadLimits {
+        ReadLimits::new(&self.shape, limits)
     }
 
     /// The catalog's name.

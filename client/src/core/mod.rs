@@ -51,7 +51,7 @@ mod tests;
 
 pub use catalog::{Artifacts, PreparedCatalog, QueryCost};
 pub use key::SecretKey;
-pub use limits::{preparation_bytes, Limits};
+pub use limits::{preparation_bytes, Limits, ReadLimit, ReadLimits};
 pub use open::RankedItem;
 pub use rank::{rescale, top_k};
 pub use seal::{PendingQuery, SealedQuery};

@@ -7,7 +7,11 @@ use std::path::{Path, PathBuf};
 use blindscore_common::digest::{hex, sha256};
 use blindscore_common::CatalogVersion;
 
-use crate::core::Artifacts;
+use std::io::Read;
+
+use blindscore_common::wire::HEADER_ALLOWANCE;
+
+use crate::core::{Artifacts, Limits};
 
 const FILES: [&str; 4] = ["description", "hint", "ids", "scales"];
 
@@ -31,15 +35,30 @@ impl DiskCache {
         self.dir.join(catalog).join(version.to_hex())
     }
 
-    /// The artefacts of a version, if all four are cached.
-    pub(crate) fn load(&self, catalog: &str, version: &CatalogVersion) -> Option<Artifacts> {
+    /// The artefacts of a version, if all four are cached, each within the app's limit for
+    /// it (a file that has grown past it is not read whole).
+    pub(crate) fn load(
+        &self,
+        catalog: &str,
+        version: &CatalogVersion,
+        limits: &Limits,
+    ) -> Option<Artifacts> {
         let dir = self.version_dir(catalog, version);
-        let read = |f: &str| std::fs::read(dir.join(f)).ok();
+        let read = |f: &str, cap: u64| -> Option<Vec<u8>> {
+            let mut bytes = Vec::new();
+            std::fs::File::open(dir.join(f))
+                .ok()?
+                .take(cap.saturating_add(1))
+                .read_to_end(&mut bytes)
+                .ok()?;
+            (bytes.len() as u64 <= cap).then_some(bytes)
+        };
+        let allowance = HEADER_ALLOWANCE as u64;
         Some(Artifacts {
-            description: read(FILES[0])?,
-            hint: read(FILES[1])?,
-            ids: read(FILES[2])?,
-            scales: read(FILES[3])?,
+            description: read(FILES[0], limits.max_description_bytes)?,
+            hint: read(FILES[1], limits.max_hint_bytes.saturating_add(allowance))?,
+            ids: read(FILES[2], limits.max_ids_bytes)?,
+            scales: read(FILES[3], limits.max_scales_bytes)?,
         })
     }
 

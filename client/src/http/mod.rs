@@ -158,7 +158,7 @@ impl Ranker {
         self.limits.check_space(
             &info.embedding_space,
             self.model.as_deref(),
-            dimension.or(self.dimension),
+            dimension.into_iter().chain(self.dimension),
         )?;
         if let Some(prepared) = self.cached(catalog).filter(|p| p.version() == version) {
             return Ok(prepared);
@@ -175,7 +175,7 @@ impl Ranker {
             // A damaged or foreign cache entry only costs a download.
             let cached = blocking(move || {
                 Ok(cache
-                    .load(&expected.name, &expected.version)
+                    .load(&expected.name, &expected.version, &expected.limits)
                     .and_then(|a| expected.check(a).ok()))
             })
             .await?;
@@ -219,7 +219,7 @@ impl Ranker {
         prepared: &PreparedCatalog,
         query: Vec<u8>,
     ) -> Result<Vec<u8>, ClientError> {
-        self.client.score(prepared, query).await
+        self.client.score(prepared, query, &self.limits).await
     }
 
     /// Open a response (see [`PendingQuery::open`]) on a blocking thread.

@@ -3,13 +3,12 @@
 //! cannot exhaust the client's memory.
 
 use blindscore_common::api::CatalogInfo;
-use blindscore_common::artefacts::MAX_ENCODED_ID_BYTES;
-use blindscore_common::wire::{self, HEADER_ALLOWANCE};
-use blindscore_common::{CatalogVersion, ProtocolError};
+use blindscore_common::wire;
+use blindscore_common::CatalogVersion;
 
 use std::time::Duration;
 
-use crate::core::{Artifacts, Limits, PreparedCatalog};
+use crate::core::{Artifacts, Limits, PreparedCatalog, ReadLimit, ReadLimits};
 use crate::error::ClientError;
 
 /// Largest catalog info document a client reads.
@@ -143,13 +142,16 @@ impl Client {
     pub(crate) async fn catalog_info(&self, name: &str) -> Result<CatalogInfo, ClientError> {
         wire::validate_catalog_id(name)?;
         let bytes = self
-            .get(&format!("/v1/catalogs/{name}"), MAX_INFO_BYTES)
+            .get(
+                &format!("/v1/catalogs/{name}"),
+                ReadLimit::protocol(MAX_INFO_BYTES),
+            )
             .await?;
         Ok(CatalogInfo::parse(&bytes)?)
     }
 
     /// Fetch every artefact of a version, the description first and the others each under
-    /// the size it implies, which the app's limits have bounded.
+    /// the size it implies or the app's limit, whichever is smaller.
     pub(crate) async fn fetch_artifacts(
         &self,
         name: &str,
@@ -158,27 +160,19 @@ impl Client {
     ) -> Result<Artifacts, ClientError> {
         let base = format!("/v1/catalogs/{name}/versions/{}", version.to_hex());
         let description = self
-            .get(&format!("{base}/description"), limits.max_description_bytes)
+            .get(
+                &format!("{base}/description"),
+                ReadLimit {
+                    bytes: limits.max_description_bytes,
+                    limit: Some("max_description_bytes"),
+                },
+            )
             .await?;
         let shape = PreparedCatalog::check_description(name, &description, limits)?.shape()?;
-        let g = shape.geometry;
-        let hint = self
-            .get(
-                &format!("{base}/hint"),
-                shape.hint_payload_bytes() as u64 + HEADER_ALLOWANCE as u64,
-            )
-            .await?;
-        let ids_limit = (g.items as u64)
-            .saturating_mul(MAX_ENCODED_ID_BYTES as u64)
-            .saturating_add(HEADER_ALLOWANCE as u64)
-            .min(limits.max_ids_bytes);
-        let ids = self.get(&format!("{base}/ids"), ids_limit).await?;
-        let scales = self
-            .get(
-                &format!("{base}/scales"),
-                (g.items as u64 + g.dimension as u64) * 4,
-            )
-            .await?;
+        let read = ReadLimits::new(&shape, limits);
+        let hint = self.get(&format!("{base}/hint"), read.hint).await?;
+        let ids = self.get(&format!("{base}/ids"), read.ids).await?;
+        let scales = self.get(&format!("{base}/scales"), read.scales).await?;
         Ok(Artifacts {
             description,
             hint,
@@ -192,6 +186,7 @@ impl Client {
         &self,
         prepared: &PreparedCatalog,
         query: Vec<u8>,
+        limits: &Limits,
     ) -> Result<Vec<u8>, ClientError> {
         let path = format!(
             "/v1/catalogs/{}/versions/{}/score",
@@ -205,11 +200,10 @@ impl Client {
             .send()
             .await
             .map_err(ClientError::Transport)?;
-        let limit = prepared.shape().response_payload_bytes() as u64 + HEADER_ALLOWANCE as u64;
-        read(response, limit).await
+        read(response, prepared.read_limits(limits).response).await
     }
 
-    async fn get(&self, path: &str, limit: u64) -> Result<Vec<u8>, ClientError> {
+    async fn get(&self, path: &str, limit: ReadLimit) -> Result<Vec<u8>, ClientError> {
         let response = self
             .request(reqwest::Method::GET, path)?
             .send()
@@ -221,7 +215,7 @@ impl Client {
 
 /// Read a body of at most `limit` bytes; an error status becomes its typed error with the
 /// server's (truncated) message, and a redirect is refused.
-async fn read(mut response: reqwest::Response, limit: u64) -> Result<Vec<u8>, ClientError> {
+async fn read(mut response: reqwest::Response, limit: ReadLimit) -> Result<Vec<u8>, ClientError> {
     let status = response.status();
     if status.is_redirection() {
         let location = response
@@ -240,24 +234,22 @@ async fn read(mut response: reqwest::Response, limit: u64) -> Result<Vec<u8>, Cl
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u32>().ok());
     // A limit beyond this platform's address space cannot be reached anyway.
-    let limit = if status.is_success() {
-        usize::try_from(limit).unwrap_or(usize::MAX)
+    let max = if status.is_success() {
+        usize::try_from(limit.bytes).unwrap_or(usize::MAX)
     } else {
         MAX_ERROR_BYTES
     };
-    let mut body = Vec::new();
+    // Sized once from the announced length (within the limit), so that the body does not
+    // grow by doubling to twice its size.
+    let announced = response.content_length().unwrap_or(0);
+    let mut body = Vec::with_capacity(usize::try_from(announced).unwrap_or(0).min(max));
     while let Some(chunk) = response.chunk().await.map_err(ClientError::Transport)? {
-        if body.len().saturating_add(chunk.len()) > limit {
+        if body.len().saturating_add(chunk.len()) > max {
             if !status.is_success() {
-                body.extend_from_slice(&chunk[..limit - body.len()]);
+                body.extend_from_slice(&chunk[..max - body.len()]);
                 break;
             }
-            return Err(ProtocolError::OutOfRange {
-                what: "response size",
-                value: body.len().saturating_add(chunk.len()) as u64,
-                allowed: format!("at most {limit} bytes"),
-            }
-            .into());
+            return Err(limit.exceeded(body.len().saturating_add(chunk.len()) as u64));
         }
         body.extend_from_slice(&chunk);
     }

@@ -67,6 +67,15 @@ unsafe impl GlobalAlloc for ScanningAllocator {
 
 const NOISE_SEED: [u8; 32] = *b"blindscore wipe test noise seed!";
 
+/// A preference vector whose largest value quantizes to 127 (scale 1/127), and its values.
+const PREFERENCES: [f32; 16] = [
+    1.0, -0.5, 0.25, 0.75, -1.0, 0.125, 0.5, -0.25, 0.375, -0.625, 0.875, -0.875, 0.0625, -0.0625,
+    0.9375, -0.3125,
+];
+const QUANTIZED: [i32; 16] = [
+    127, -64, 32, 95, -127, 16, 64, -32, 48, -79, 111, -111, 8, -8, 119, -40,
+];
+
 fn key_bits() -> Vec<u64> {
     let mut rng = SplitMix(2024);
     (0..2048).map(|_| rng.next() & 1).collect()
@@ -87,17 +96,29 @@ fn patterns() -> &'static [(&'static str, Vec<u8>)] {
             .iter()
             .flat_map(|c| [c.re.to_le_bytes(), c.im.to_le_bytes()].concat())
             .collect();
+        // The generator's stream, as far as one query under the fixture draws it: its first
+        // bytes, and the last block, which its output buffer holds at the end.
+        let drawn = 16 * 2048 * 3;
         let mut stream = chacha20::ChaCha20Rng::from_seed(NOISE_SEED);
-        let mut raw = vec![0u8; 48];
+        let mut raw = vec![0u8; drawn];
         stream.fill_bytes(&mut raw);
         let mut noise = vec![0u64; 16];
         NoiseSource::from_seed(&NOISE_SEED, 17).fill(&mut noise);
+        let preferences: Vec<u8> = PREFERENCES.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let quantized: Vec<u8> = QUANTIZED.iter().flat_map(|v| v.to_le_bytes()).collect();
         vec![
             ("the key's first 32 coefficients", as_bytes(&bits[..32])),
             ("the key's last 32 coefficients", as_bytes(&bits[2016..])),
             ("the key's transform", transform),
-            ("the noise generator's first 48 bytes", raw),
+            ("the noise generator's seed (its key)", NOISE_SEED.to_vec()),
+            ("the noise generator's first 48 bytes", raw[..48].to_vec()),
+            (
+                "the noise generator's last block",
+                raw[drawn - 64..].to_vec(),
+            ),
             ("the first 16 noise values", as_bytes(&noise)),
+            ("the preference vector", preferences),
+            ("the quantized preference vector", quantized),
         ]
     })
 }
@@ -173,8 +194,22 @@ fn no_freed_block_holds_the_key_its_transform_or_the_noise() {
     });
     let scores = sealed.pending.decrypt(&prepared, &response).unwrap();
     drop((bodies, words, response));
+    // The float path too: the preference vector and its quantized values are wiped once
+    // encrypted (under a fresh key and fresh noise here).
+    let preferences = std::hint::black_box(PREFERENCES);
+    let floated = prepared.seal(&preferences, None).unwrap();
+    let message: QueryView<'_> = wire::decode_view(&floated.bytes, u64::MAX).unwrap();
+    let words = evaluator.score(&evaluator.prepare(&message).unwrap());
+    let response = wire::encode(&blindscore_common::ResponseMessage {
+        wire_version: WIRE_VERSION,
+        catalog: prepared.catalog().clone(),
+        scores: bitpack::pack(&words, shape.budget.response_bits()),
+    });
+    let float_scores = floated.pending.decrypt(&prepared, &response).unwrap();
+    drop((words, response, message));
     ARMED.store(false, Ordering::SeqCst);
     assert_eq!(scores, catalog.plaintext_scores(&query));
+    assert_eq!(float_scores, catalog.plaintext_scores(&QUANTIZED));
     let found = FOUND.load(Ordering::SeqCst);
     assert_eq!(
         found,
