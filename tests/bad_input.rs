@@ -267,7 +267,7 @@ fn client_refuses_bad_responses() {
         "{err}"
     );
     let mut downgraded = good.clone();
-    downgraded.catalog.param_id = ParamId(2);
+    downgraded.catalog.param_id = ParamId(1);
     assert!(fresh()
         .decrypt(&f.prepared, &wire::encode(&downgraded))
         .is_err());

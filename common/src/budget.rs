@@ -13,7 +13,9 @@
 //!   a zero-mean random part `r_H * (s - 1/2)` with terms bounded by `2^(lh-2)`;
 //! * the response's rounding, at most `2^(lr-1)`;
 //! * the f64 FFT error of the server's product and of the client's hint product, bounded
-//!   deterministically with a wide margin (its measured value is far below; see the tests).
+//!   deterministically with a wide margin: the transforms' rounding (growing with log N) and
+//!   the summation of the G = d / b products of a block in the Fourier domain (growing with
+//!   sqrt(G)); a test measures the real error at the largest G against this bound.
 //!
 //! The random terms are independent, zero-mean and bounded, so Bernstein's inequality
 //! bounds `P(|Z_random| > t)` by `2 exp(-t^2 / (2 (V + M t / 3)))` with V their variance and
@@ -79,6 +81,8 @@ pub struct NoiseBudget {
     pub score_max: u64,
     /// Bound on the deterministic noise terms (response and hint rounding, FFT).
     pub deterministic_bound: f64,
+    /// The FFT error's part of it.
+    pub fft_bound: f64,
     /// Variance of the random noise terms (fresh, query rounding, hint times key).
     pub random_variance: f64,
     /// Largest single random term (for Bernstein's inequality).
@@ -156,7 +160,12 @@ impl NoiseBudget {
         } else {
             0.0
         };
-        let fft = fft_error_bound(hi, norm_sq, n, log2_n);
+        let groups = if input.params.budget_revision >= 2 {
+            input.geometry.groups()
+        } else {
+            0
+        };
+        let fft = fft_error_bound(hi, norm_sq, n, log2_n, groups);
         let deterministic_bound = response_term + hint_fixed + fft;
         let t = 2f64.powi(delta_log2 as i32 - 1) - deterministic_bound - 1.0;
         if t <= 0.0 {
@@ -201,6 +210,7 @@ impl NoiseBudget {
             response_low,
             score_max,
             deterministic_bound,
+            fft_bound: fft,
             random_variance,
             random_term_max,
             failure_log2,
@@ -254,12 +264,19 @@ impl NoiseBudget {
 
 /// A generous bound on the f64 FFT error of the server's product and the client's hint
 /// product, in units of the original (unshifted) torus. The transforms work on torus values
-/// scaled to 2^64, i.e. 2^(64-hi) times the values mod 2^hi, with 53-bit mantissas.
-fn fft_error_bound(hi: u32, norm_sq: f64, n: f64, log2_n: u32) -> f64 {
+/// scaled to 2^64, i.e. 2^(64-hi) times the values mod 2^hi, with 53-bit mantissas; their
+/// rounding error relative to the output's rms grows with log N. The server also sums the
+/// G products of a block in the Fourier domain before its inverse transform, whose rounding
+/// errors (relative to each partial sum) add up to about sqrt(G / 2) ulps of the output's
+/// rms: 4 sqrt(G) more leaves the same margin as the transforms' 8 log N. (Budget revision
+/// 1 left that term out: `groups` is 0 for it.)
+fn fft_error_bound(hi: u32, norm_sq: f64, n: f64, log2_n: u32, groups: usize) -> f64 {
     let ulp = 2f64.powi(hi as i32 - 53);
     let server = (norm_sq / 12.0).sqrt();
     let client = (n / 12.0).sqrt();
-    ulp * 8.0 * log2_n as f64 * (server + client)
+    let transforms = 8.0 * log2_n as f64;
+    let summation = 4.0 * (groups as f64).sqrt();
+    ulp * ((transforms + summation) * server + transforms * client)
 }
 
 fn bit_length(x: u64) -> u32 {
@@ -342,5 +359,68 @@ mod tests {
             failure_log2: -40,
         });
         assert!(err.is_err());
+    }
+
+    fn outputs(
+        params: &GlweParams,
+        layout: Layout,
+        d: usize,
+        items: usize,
+        bits: u32,
+        frac: u64,
+    ) -> (u32, u32, u32, u32, u32) {
+        let geometry = Geometry::new(2048, layout, d, items).unwrap();
+        let cmax = max_abs_for_bits(bits);
+        let b = NoiseBudget::compute(&BudgetInput {
+            params,
+            geometry,
+            catalog_max_abs: cmax,
+            query_max_abs: 127,
+            block_norm_sq: BudgetInput::worst_case_norm_sq(&geometry, cmax) / frac,
+            failure_log2: DEFAULT_FAILURE_LOG2,
+        })
+        .unwrap();
+        (
+            b.delta_log2,
+            b.modulus_log2,
+            b.query_low,
+            b.hint_low,
+            b.response_low,
+        )
+    }
+
+    #[test]
+    fn the_summation_term_is_versioned_under_a_new_parameter_row() {
+        use crate::params::{GLWE_2048_TUNIFORM17 as REV2, GLWE_2048_TUNIFORM17_BUDGET1 as REV1};
+        // The shapes served today: the same outputs under both revisions, and the values
+        // revision 1 always gave (clients still read catalogs of row 1).
+        for params in [&REV1, &REV2] {
+            assert_eq!(
+                outputs(params, Layout::Grouped(128), 128, 12_000, 8, 1),
+                (34, 56, 16, 21, 32)
+            );
+            assert_eq!(
+                outputs(params, Layout::Column, 128, 1 << 20, 8, 1),
+                (38, 60, 16, 25, 36)
+            );
+        }
+        // Some shapes' outputs change with the corrected term: hence a new row, which an
+        // old client refuses cleanly as an unknown parameter id.
+        assert_ne!(
+            outputs(&REV1, Layout::Column, 100, 1 << 20, 10, 4),
+            outputs(&REV2, Layout::Column, 100, 1 << 20, 10, 4)
+        );
+        // Revision 2's term grows with the groups a block sums; revision 1 has none.
+        let fft = |params: &GlweParams, groups: usize| {
+            let g = if params.budget_revision >= 2 {
+                groups
+            } else {
+                0
+            };
+            fft_error_bound(60, 1e9, 2048.0, 11, g)
+        };
+        assert_eq!(fft(&REV1, 1), fft(&REV1, 4096));
+        assert!(fft(&REV2, 1) < fft(&REV2, 128) && fft(&REV2, 128) < fft(&REV2, 4096));
+        assert!(fft(&REV2, 4096) > 3.0 * fft(&REV1, 4096));
     }
 }

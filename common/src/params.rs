@@ -36,6 +36,11 @@ pub struct GlweParams {
     pub glwe_dimension: GlweDimension,
     /// Noise is TUniform(b): integers in \[-2^b, 2^b\].
     pub noise_bound_log2: u32,
+    /// Revision of the noise budget the row's catalogs are described with: clients
+    /// recompute the budget and refuse a description that differs, so a change in the
+    /// budget that changes its outputs gets a new row (2 adds the Fourier-domain
+    /// summation of a block's products to the FFT term).
+    pub budget_revision: u32,
     /// Where the numbers come from.
     pub source: &'static str,
 }
@@ -57,21 +62,32 @@ impl GlweParams {
     }
 }
 
-/// The one parameter set of protocol version 1: the GLWE half of tfhe-rs's 128-bit
-/// default `V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128` (an alias of the
-/// `V1_4_` set in tfhe 1.8.2): glwe_dimension 1, polynomial_size 2048,
-/// glwe_noise_distribution TUniform(17), binary key, native 2^64 modulus.
+/// The parameter set new catalogs use: the GLWE half of tfhe-rs's 128-bit default
+/// `V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128` (an alias of the `V1_4_` set in
+/// tfhe 1.8.2): glwe_dimension 1, polynomial_size 2048, glwe_noise_distribution
+/// TUniform(17), binary key, native 2^64 modulus; noise budget revision 2.
 pub const GLWE_2048_TUNIFORM17: GlweParams = GlweParams {
-    id: ParamId(1),
+    id: ParamId(2),
     polynomial_size: PolynomialSize(2048),
     glwe_dimension: GlweDimension(1),
     noise_bound_log2: 17,
+    budget_revision: 2,
     source: "tfhe 1.8.2 V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128 (GLWE part): \
              k = 1, N = 2048, TUniform(17), binary key, q = 2^64",
 };
 
+/// The same encryption with the first noise budget, whose FFT term left out the growth of
+/// the summation error with the number of products a block sums. Kept so that clients
+/// still read catalogs of servers that have not moved to row 2; servers build new
+/// catalogs with [`DEFAULT_PARAMS`].
+pub const GLWE_2048_TUNIFORM17_BUDGET1: GlweParams = GlweParams {
+    id: ParamId(1),
+    budget_revision: 1,
+    ..GLWE_2048_TUNIFORM17
+};
+
 /// Every parameter set this build understands.
-pub const PARAMETER_TABLE: &[GlweParams] = &[GLWE_2048_TUNIFORM17];
+pub const PARAMETER_TABLE: &[GlweParams] = &[GLWE_2048_TUNIFORM17_BUDGET1, GLWE_2048_TUNIFORM17];
 
 /// The parameter set new catalogs use.
 pub const DEFAULT_PARAMS: &GlweParams = &GLWE_2048_TUNIFORM17;
@@ -92,6 +108,8 @@ mod tests {
     #[test]
     fn unknown_id_is_refused() {
         assert!(lookup(ParamId(1)).is_ok());
+        assert_eq!(lookup(ParamId(2)).unwrap(), DEFAULT_PARAMS);
+        assert_eq!(DEFAULT_PARAMS.budget_revision, 2);
         assert!(matches!(
             lookup(ParamId(0)),
             Err(ProtocolError::UnknownParameters(ParamId(0)))

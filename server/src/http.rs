@@ -310,6 +310,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
 #[derive(Serialize)]
 struct ParameterInfo {
     id: u16,
+    budget_revision: u32,
     polynomial_size: usize,
     glwe_dimension: usize,
     noise: String,
@@ -324,6 +325,7 @@ async fn parameters() -> Json<Vec<ParameterInfo>> {
             .iter()
             .map(|p| ParameterInfo {
                 id: p.id.0,
+                budget_revision: p.budget_revision,
                 polynomial_size: p.polynomial_size.0,
                 glwe_dimension: p.glwe_dimension.0,
                 noise: format!("TUniform({})", p.noise_bound_log2),

@@ -3,7 +3,7 @@
 //! tfhe's mask expansion or in the fast product fails here first.
 
 use blindscore_common::digest::{mask_seed, CatalogVersion};
-use blindscore_common::params::{ParamId, DEFAULT_PARAMS};
+use blindscore_common::params::DEFAULT_PARAMS;
 use blindscore_common::wire::CatalogRef;
 use blindscore_common::{CatalogShape, Layout};
 use tfhe::core_crypto::commons::math::random::{CompressionSeed, RandomGenerator, Seed};
@@ -29,7 +29,7 @@ fn check_fast_encryption_equals_tfhe(layout: Layout, d: usize) {
     let n = params.polynomial_size.0;
     let shape = CatalogShape::new(params, layout, d, 3000, 8, 8, 0, -40).unwrap();
     let r = CatalogRef {
-        param_id: ParamId(1),
+        param_id: DEFAULT_PARAMS.id,
         catalog_id: "kat".into(),
         version: CatalogVersion([7; 32]),
     };
