@@ -236,30 +236,6 @@ impl NoiseBudget {
     pub fn noise_limit(&self) -> f64 {
         2f64.powi(self.delta_log2 as i32 - 1)
     }
-
-    /// Predicted variance of the decrypted noise of one coefficient of a block with squared
-    /// norm `norm_sq`, with the response rounded at `response_low` bits (pass 0 to leave the
-    /// response unrounded). The hint's fixed part varies from coefficient to coefficient
-    /// like its random part, so across coefficients it adds the same variance again.
-    pub fn predicted_variance(&self, params: &GlweParams, norm_sq: f64, response_low: u32) -> f64 {
-        let n = params.polynomial_size.0 as f64;
-        let query = if self.query_low > 0 {
-            2f64.powi(2 * self.query_low as i32) / 12.0
-        } else {
-            0.0
-        };
-        let hint = if self.hint_low > 0 {
-            2.0 * n * 2f64.powi(2 * self.hint_low as i32) / 48.0
-        } else {
-            0.0
-        };
-        let response = if response_low > 0 {
-            2f64.powi(2 * response_low as i32) / 12.0
-        } else {
-            0.0
-        };
-        (params.noise_variance() + query) * norm_sq + hint + response
-    }
 }
 
 /// A generous bound on the f64 FFT error of the server's product and the client's hint
