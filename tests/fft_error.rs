@@ -113,3 +113,53 @@ fn the_fft_error_at_the_shapes_served_today() {
     check(Layout::Grouped(128), 128, 4);
     check(Layout::Grouped(8), 384, 4);
 }
+
+/// The shapes served today, as the server chooses them from their real norms under both
+/// budget revisions: the demo catalog (the cost model's layout) gets the same widths,
+/// layout, Delta and wire widths; 1M x 128 unit vectors in the column layout lose one bit
+/// of catalog precision to the corrected FFT term, which is why the change is versioned
+/// (parameter row 2, a new catalog version) rather than slipped in.
+#[test]
+fn the_shapes_served_today_under_both_budget_revisions() {
+    use blindscore_common::api::Normalisation;
+    use blindscore_common::catalog::widest_catalog;
+    use blindscore_common::layout::CostModel;
+    use blindscore_common::params::GLWE_2048_TUNIFORM17_BUDGET1;
+    use blindscore_demo::DemoCatalog;
+    use blindscore_server::load::{demo_items, quantize_rows};
+
+    let chosen = |catalog: &QuantizedCatalog, choice, params| {
+        let (shape, narrow, _) = widest_catalog(params, catalog, 8, choice).unwrap();
+        let b = shape.budget;
+        (
+            shape.layout,
+            narrow.bits(),
+            b.delta_log2,
+            b.query_bits(),
+            b.hint_bits(),
+            b.response_bits(),
+        )
+    };
+    let demo = demo_items(&DemoCatalog::load().unwrap()).unwrap().catalog;
+    let auto = LayoutChoice::Auto(CostModel::default());
+    assert_eq!(
+        chosen(&demo, auto, &GLWE_2048_TUNIFORM17_BUDGET1),
+        chosen(&demo, auto, DEFAULT_PARAMS)
+    );
+    let ids = (0..1 << 20).map(|i| i.to_string()).collect();
+    let rows = common::unit_rows(1 << 20, 128, 3);
+    let million = quantize_rows(ids, &rows, 128, 16, Normalisation::L2)
+        .unwrap()
+        .catalog;
+    let column = LayoutChoice::Fixed(Layout::Column);
+    let (old, new) = (
+        chosen(&million, column, &GLWE_2048_TUNIFORM17_BUDGET1),
+        chosen(&million, column, DEFAULT_PARAMS),
+    );
+    println!("1M x 128 column: revision 1 {old:?}, revision 2 {new:?}");
+    assert_eq!(
+        (new.0, new.1 + 1),
+        (old.0, old.1),
+        "one bit of catalog precision"
+    );
+}

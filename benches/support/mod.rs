@@ -105,17 +105,7 @@ pub fn prepare(served: &ServedCatalog) -> PreparedCatalog {
         metric: Metric::Dot,
     };
     // The benchmarks' catalogs are larger than an app's default limits allow.
-    let unlimited = blindscore_client::core::Limits {
-        max_items: u64::MAX,
-        max_dimension: u64::MAX,
-        max_description_bytes: u64::MAX,
-        max_hint_bytes: u64::MAX,
-        max_ids_bytes: u64::MAX,
-        max_scales_bytes: u64::MAX,
-        max_query_bytes: u64::MAX,
-        max_response_bytes: u64::MAX,
-        max_preparation_bytes: u64::MAX,
-    };
+    let unlimited = blindscore_client::core::Limits::none();
     PreparedCatalog::check(
         &served.catalog_ref().catalog_id,
         space,

@@ -11,6 +11,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::catalog::CatalogShape;
 use crate::digest::CatalogVersion;
 use crate::error::ProtocolError;
 
@@ -131,6 +132,45 @@ impl CatalogInfo {
 }
 
 impl VersionInfo {
+    /// What a server says of a version of this shape: its digest, declared space, hint
+    /// (its size and SHA-256) and whether its scales carry dimension scales.
+    pub fn describe(
+        version: &CatalogVersion,
+        shape: &CatalogShape,
+        embedding_space: EmbeddingSpace,
+        hint_bytes: usize,
+        hint_sha256: &[u8; 32],
+        dimension_scales: bool,
+    ) -> Self {
+        let b = &shape.budget;
+        VersionInfo {
+            version: version.to_hex(),
+            param_id: shape.params.id.0,
+            items: shape.geometry.items,
+            dimension: shape.geometry.dimension,
+            embedding_space,
+            layout: shape.layout.to_string(),
+            group_size: shape.geometry.b,
+            catalog_bits: shape.catalog_bits,
+            query_bits: shape.query_bits,
+            delta_log2: b.delta_log2,
+            failure_log2_per_query: shape.failure_log2,
+            wire_bits: WireBits {
+                query: b.query_bits(),
+                hint: b.hint_bits(),
+                response: b.response_bits(),
+            },
+            bytes: WireBytes {
+                query: shape.query_payload_bytes(),
+                response: shape.response_payload_bytes(),
+                hint: hint_bytes,
+            },
+            hint_sha256: crate::digest::hex(hint_sha256),
+            dimension_scales,
+            rescale: RESCALE_RULE.into(),
+        }
+    }
+
     /// The version as a digest.
     pub fn catalog_version(&self) -> Result<CatalogVersion, ProtocolError> {
         CatalogVersion::from_hex(&self.version).ok_or_else(|| {

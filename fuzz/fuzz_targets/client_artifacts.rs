@@ -5,7 +5,7 @@
 use blindscore_client::core::{Artifacts, Limits, PreparedCatalog};
 use blindscore_common::digest::sha256;
 use blindscore_common::{wire, CatalogDescription};
-use blindscore_common::api::{CatalogInfo, VersionInfo, WireBits, WireBytes, RESCALE_RULE};
+use blindscore_common::api::{CatalogInfo, VersionInfo};
 use blindscore_common::artefacts::{parse_ids, parse_scales};
 use blindscore_fuzz::{fixture, join, space, split, DIMENSION, ITEMS, NAME};
 use libfuzzer_sys::fuzz_target;
@@ -13,34 +13,14 @@ use libfuzzer_sys::fuzz_target;
 /// A catalog info document for the fixture, as a server would write it.
 fn info() -> Vec<u8> {
     let f = fixture();
-    let shape = f.prepared.shape();
-    let b = &shape.budget;
-    let version = VersionInfo {
-        version: f.prepared.version().to_hex(),
-        param_id: shape.params.id.0,
-        items: ITEMS,
-        dimension: DIMENSION,
-        embedding_space: space(),
-        layout: shape.layout.to_string(),
-        group_size: shape.geometry.b,
-        catalog_bits: shape.catalog_bits,
-        query_bits: shape.query_bits,
-        delta_log2: b.delta_log2,
-        failure_log2_per_query: shape.failure_log2,
-        wire_bits: WireBits {
-            query: b.query_bits(),
-            hint: b.hint_bits(),
-            response: b.response_bits(),
-        },
-        bytes: WireBytes {
-            query: shape.query_payload_bytes(),
-            response: shape.response_payload_bytes(),
-            hint: f.artifacts.hint.len(),
-        },
-        hint_sha256: blindscore_common::digest::hex(&f.served.description().hint_digest),
-        dimension_scales: false,
-        rescale: RESCALE_RULE.into(),
-    };
+    let version = VersionInfo::describe(
+        &f.prepared.version(),
+        f.prepared.shape(),
+        space(),
+        f.artifacts.hint.len(),
+        &f.served.description().hint_digest,
+        false,
+    );
     serde_json::to_vec(&CatalogInfo {
         name: NAME.into(),
         current: version,

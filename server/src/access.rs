@@ -247,7 +247,8 @@ pub struct EmptyToken;
 impl BearerToken {
     /// The token that admin requests must present.
     pub fn new(token: &str) -> Result<Self, EmptyToken> {
-        if token.is_empty() {
+        // A token that cannot travel in a header as it is could never be presented.
+        if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(EmptyToken);
         }
         Ok(BearerToken(Sha256::digest(token.as_bytes()).into()))
@@ -266,26 +267,75 @@ impl std::fmt::Debug for BearerToken {
     }
 }
 
+/// Which header a trusted proxy writes the client's address into. Only that one is read:
+/// a proxy passes other headers through as the client sent them, so reading a second one
+/// would let a client name its own address.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For: client, proxy1, ...` (nginx, HAProxy, most load balancers).
+    #[default]
+    XForwardedFor,
+    /// `Forwarded: for=client, for=proxy1` (RFC 7239).
+    Forwarded,
+}
+
+impl std::str::FromStr for ForwardedHeader {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "x-forwarded-for" => Ok(ForwardedHeader::XForwardedFor),
+            "forwarded" => Ok(ForwardedHeader::Forwarded),
+            _ => Err(format!("{s:?} is not x-forwarded-for or forwarded")),
+        }
+    }
+}
+
 /// The address of the client a request comes from. From a peer that is one of the
-/// operator's trusted proxies, the client is the last address of the forwarding chain that
-/// is not a trusted proxy (`Forwarded: for=...`, or else `X-Forwarded-For`), since each
-/// proxy appends the address it received the request from; a chain that cannot be read
-/// leaves the peer. From any other peer the headers are ignored: a client could write them.
-pub fn forwarded_client(peer: IpAddr, headers: &http::HeaderMap, trusted: &[IpNet]) -> IpAddr {
+/// operator's trusted proxies, the chain of addresses in `header` is walked from the
+/// right (each proxy appends the address it received the request from): the first hop
+/// that is not a trusted proxy is the client. Only the hops up to it need to be readable,
+/// so junk a client puts at the left changes nothing; if no readable untrusted hop is
+/// found, the peer stands. From any other peer the header is ignored: a client could
+/// write it.
+pub fn forwarded_client(
+    peer: IpAddr,
+    headers: &http::HeaderMap,
+    trusted: &[IpNet],
+    header: ForwardedHeader,
+) -> IpAddr {
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(&canonical(*ip)));
     if !is_trusted(&peer) {
         return peer;
     }
-    let Some(chain) = forwarding_chain(headers) else {
-        return peer;
+    let name = match header {
+        ForwardedHeader::XForwardedFor => "x-forwarded-for",
+        ForwardedHeader::Forwarded => "forwarded",
     };
-    chain
-        .iter()
-        .rev()
-        .find(|ip| !is_trusted(ip))
-        .or(chain.first())
-        .copied()
-        .unwrap_or(peer)
+    // Every line of the header, in order, as one list of elements.
+    let mut elements: Vec<&str> = Vec::new();
+    for value in headers.get_all(name) {
+        let Ok(value) = value.to_str() else {
+            return peer;
+        };
+        elements.extend(value.split(','));
+    }
+    for element in elements.iter().rev() {
+        let hop = match header {
+            ForwardedHeader::XForwardedFor => parse_node(element.trim()),
+            ForwardedHeader::Forwarded => element.split(';').find_map(|pair| {
+                let (key, value) = pair.trim().split_once('=')?;
+                key.eq_ignore_ascii_case("for")
+                    .then(|| parse_node(value.trim().trim_matches('"')))?
+            }),
+        };
+        match hop {
+            Some(ip) if is_trusted(&ip) => continue,
+            Some(ip) => return ip,
+            // A hop a trusted proxy wrote is unreadable: the client is unknown.
+            None => return peer,
+        }
+    }
+    peer
 }
 
 /// An IPv4-mapped IPv6 address as the IPv4 address it is.
@@ -294,35 +344,6 @@ fn canonical(ip: IpAddr) -> IpAddr {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,
     }
-}
-
-/// The addresses of a forwarding chain, first hop first; `None` if any element cannot be
-/// read (an obfuscated or unknown identifier).
-fn forwarding_chain(headers: &http::HeaderMap) -> Option<Vec<IpAddr>> {
-    let joined = |name: &str| -> Option<String> {
-        let values: Vec<&str> = headers
-            .get_all(name)
-            .iter()
-            .map(|v| v.to_str().ok())
-            .collect::<Option<_>>()?;
-        (!values.is_empty()).then(|| values.join(","))
-    };
-    if let Some(forwarded) = joined("forwarded") {
-        return forwarded
-            .split(',')
-            .map(|element| {
-                element.split(';').find_map(|pair| {
-                    let (key, value) = pair.trim().split_once('=')?;
-                    key.eq_ignore_ascii_case("for")
-                        .then(|| parse_node(value.trim().trim_matches('"')))?
-                })
-            })
-            .collect();
-    }
-    joined("x-forwarded-for")?
-        .split(',')
-        .map(|v| parse_node(v.trim()))
-        .collect()
 }
 
 /// `192.0.2.1`, `192.0.2.1:4711`, `2001:db8::1` or `[2001:db8::1]:4711`.
@@ -338,6 +359,7 @@ fn parse_node(node: &str) -> Option<IpAddr> {
 
 /// A trusted proxy, from the command line: an address or a network (`10.0.0.0/8`).
 pub fn parse_proxy(text: &str) -> Result<IpNet, String> {
+    let text = text.trim();
     text.parse::<IpNet>()
         .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
         .map_err(|_| format!("{text:?} is not an IP address or network (a.b.c.d/n)"))
@@ -420,19 +442,21 @@ mod tests {
         assert!(token.matches("s3cret-token"));
         assert!(!token.matches("s3cret-toke"));
         assert!(!token.matches(""));
-        // The token followed by 0xff padding (a length folded into 16 bits once let
-        // 65,536 extra bytes through) is another token.
-        let padded = format!("s3cret-token{}", "\u{ff}".repeat(65_536));
+        // The token followed by 65,536 more characters (a comparison that folded the
+        // length difference into 16 bits let such a token through) is another token.
+        let padded = format!("s3cret-token{}", "~".repeat(65_536));
         assert!(!token.matches(&padded));
         assert!(matches!(BearerToken::new(""), Err(EmptyToken)));
+        assert!(matches!(BearerToken::new(" padded "), Err(EmptyToken)));
         assert_eq!(format!("{token:?}"), "BearerToken(<redacted>)");
     }
 
     #[test]
     fn forwarded_addresses_count_only_from_trusted_proxies() {
+        use ForwardedHeader::{Forwarded, XForwardedFor};
         let trusted = vec![
             parse_proxy("10.0.0.0/8").unwrap(),
-            parse_proxy("127.0.0.1").unwrap(),
+            parse_proxy(" 127.0.0.1 ").unwrap(),
         ];
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         let headers = |pairs: &[(&str, &str)]| {
@@ -445,49 +469,48 @@ mod tests {
             }
             h
         };
+        let client =
+            |peer: &str, h: &http::HeaderMap, which| forwarded_client(ip(peer), h, &trusted, which);
         let xff = headers(&[("x-forwarded-for", "203.0.113.9, 10.1.2.3")]);
         // From a trusted proxy: the last untrusted hop.
-        assert_eq!(
-            forwarded_client(ip("127.0.0.1"), &xff, &trusted),
-            ip("203.0.113.9")
-        );
+        assert_eq!(client("127.0.0.1", &xff, XForwardedFor), ip("203.0.113.9"));
         // A client's own header is not believed.
         assert_eq!(
-            forwarded_client(ip("198.51.100.4"), &xff, &trusted),
+            client("198.51.100.4", &xff, XForwardedFor),
             ip("198.51.100.4")
         );
-        // A spoofed first hop before the real client is skipped: the rightmost untrusted.
-        let spoofed = headers(&[("x-forwarded-for", "1.2.3.4, 203.0.113.9")]);
+        // Whatever a client writes at the left is skipped: the rightmost untrusted hop,
+        // and junk beyond it is not even read.
+        let spoofed = headers(&[("x-forwarded-for", "garbage, 1.2.3.4, 203.0.113.9")]);
         assert_eq!(
-            forwarded_client(ip("10.0.0.1"), &spoofed, &trusted),
+            client("10.0.0.1", &spoofed, XForwardedFor),
             ip("203.0.113.9")
         );
+        // Only the configured header is read: a client's own Forwarded header, passed
+        // through by an X-Forwarded-For proxy, names nothing.
+        let both = headers(&[
+            ("forwarded", "for=198.51.100.77"),
+            ("x-forwarded-for", "203.0.113.9"),
+        ]);
+        assert_eq!(client("127.0.0.1", &both, XForwardedFor), ip("203.0.113.9"));
         // Forwarded (RFC 7239), quoted IPv6 with a port, over two header lines.
         let fwd = headers(&[
             ("forwarded", "for=\"[2001:db8:cafe::17]:4711\";proto=https"),
             ("forwarded", "for=10.0.0.2"),
         ]);
-        assert_eq!(
-            forwarded_client(ip("10.9.9.9"), &fwd, &trusted),
-            ip("2001:db8:cafe::17")
-        );
-        // An unreadable chain, or none, leaves the peer.
+        assert_eq!(client("10.9.9.9", &fwd, Forwarded), ip("2001:db8:cafe::17"));
+        // An unreadable hop a proxy wrote, or no header, leaves the peer.
         let unknown = headers(&[("forwarded", "for=unknown")]);
+        assert_eq!(client("127.0.0.1", &unknown, Forwarded), ip("127.0.0.1"));
         assert_eq!(
-            forwarded_client(ip("127.0.0.1"), &unknown, &trusted),
+            client("127.0.0.1", &headers(&[]), XForwardedFor),
             ip("127.0.0.1")
         );
-        assert_eq!(
-            forwarded_client(ip("127.0.0.1"), &headers(&[]), &trusted),
-            ip("127.0.0.1")
-        );
-        // Every hop trusted: the first one.
+        // Every hop trusted: the peer stands.
         let inner = headers(&[("x-forwarded-for", "10.0.0.5, 10.0.0.6")]);
-        assert_eq!(
-            forwarded_client(ip("127.0.0.1"), &inner, &trusted),
-            ip("10.0.0.5")
-        );
+        assert_eq!(client("127.0.0.1", &inner, XForwardedFor), ip("127.0.0.1"));
         assert!(parse_proxy("not an address").is_err());
         assert_eq!(parse_node("192.0.2.1:80"), Some(ip("192.0.2.1")));
+        assert_eq!("Forwarded".parse::<ForwardedHeader>(), Ok(Forwarded));
     }
 }

@@ -37,6 +37,11 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 /// per-address rate limits and the API keys (each score request charged to its app's
 /// quota), the admin route under the rate limits and its own time limit, request ids,
 /// metrics and logs on everything.
+///
+/// The rate limits need each connection's peer address: serve the router with [`serve`]
+/// (or `into_make_service_with_connect_info::<SocketAddr>()`). Served without it while
+/// rate limits are on, catalog and admin requests are refused (500 `internal`, logged
+/// once) unless `ServiceConfig::without_peer_addresses` says that is meant.
 pub fn router(state: Arc<AppState>) -> Router {
     let timeout = state.config.request_timeout;
     let admin_timeout = state.config.admin_timeout;
@@ -180,12 +185,16 @@ fn client_address(state: &AppState, req: &Request) -> Result<Option<IpAddr>, Api
             peer.ip(),
             req.headers(),
             &state.config.trusted_proxies,
+            state.config.forwarded_header,
         ))),
         None if state.config.without_peer_addresses => Ok(None),
         None => {
-            tracing::error!(
-                "a request arrived without the peer's address while rate limits are on: serve with http::serve, or set without_peer_addresses"
-            );
+            static ONCE: std::sync::Once = std::sync::Once::new();
+            ONCE.call_once(|| {
+                tracing::error!(
+                    "requests arrive without the peer's address while rate limits are on, and are refused: serve with http::serve (or into_make_service_with_connect_info), or set without_peer_addresses"
+                )
+            });
             Err(ApiError::new(
                 ErrorCode::Internal,
                 "the server cannot tell the client's address, so it cannot apply its rate limits",
@@ -607,15 +616,32 @@ async fn replace_catalog(
         bits,
         dimension_scales: params.dimension_scales.unwrap_or(false),
     };
+    // A catalog that start-up is still building is not replaced under its feet.
+    if s.registry.current(&name).is_none() && s.registry.missing(&name) == Lookup::Loading {
+        return Err(loading(&name));
+    }
     let state = s.clone();
     let previous = s.registry.current(&name).map(|e| e.version().to_hex());
     let limit = s.config.max_upload_bytes;
-    // Stream the body into the parser on a blocking thread, under the upload limit.
+    // The admin time limit answers the client; this deadline also ends the work, so that a
+    // late upload is not installed after its 408 and a stalled one frees its claim.
+    let deadline = tokio::time::Instant::now() + s.config.admin_timeout;
+    // Stream the body into the parser on a blocking thread, under the upload limit; the
+    // stream ends at the deadline (the parser then sees a cut-off body).
     let stream = http_body_util::Limited::new(body, limit as usize);
     let reader = tokio_util::io::StreamReader::new(
         http_body_util::BodyDataStream::new(stream)
-            .map_err(|e| std::io::Error::other(e.to_string())),
+            .map_err(|e| std::io::Error::other(e.to_string()))
+            .take_until(Box::pin(tokio::time::sleep_until(deadline))),
     );
+    let past_deadline = move || {
+        (tokio::time::Instant::now() >= deadline).then(|| {
+            ApiError::new(
+                ErrorCode::Timeout,
+                "the replacement took longer than the server's limit; nothing was changed",
+            )
+        })
+    };
     let reader = tokio_util::io::SyncIoBridge::new(reader);
     let started = Instant::now();
     let built = tokio::task::spawn_blocking(move || {
@@ -629,8 +655,11 @@ async fn replace_catalog(
             std::io::BufReader::new(reader),
             declaration.load_bits(),
             declaration.normalisation,
-        )
-        .map_err(|e| {
+        );
+        if let Some(late) = past_deadline() {
+            return Err(late);
+        }
+        let items = items.map_err(|e| {
             let text = e.to_string();
             if text.contains("length limit exceeded") {
                 ApiError::new(
@@ -644,6 +673,9 @@ async fn replace_catalog(
         // Checked before anything served changes: a bad upload leaves both versions.
         let plan = plan_entry(&name, items, &declaration, &state.config)
             .map_err(|e| ApiError::new(ErrorCode::BadCatalog, e.to_string()))?;
+        if let Some(late) = past_deadline() {
+            return Err(late);
+        }
         guard.make_room();
         let entry = state.build_planned_and_install(plan).map_err(|e| {
             tracing::error!(catalog = %name, error = %e, "a checked catalog failed to build");
@@ -735,4 +767,4 @@ impl From<ProtocolError> for ApiError {
     }
 }
 
-use futures_util::TryStreamExt as _;
+use futures_util::{StreamExt as _, TryStreamExt as _};

@@ -33,6 +33,8 @@ pub enum LoadError {
     Item { item: usize, message: String },
     #[error("the catalog has no items")]
     Empty,
+    #[error("another version of catalog {0:?} is being built")]
+    Busy(String),
     #[error(transparent)]
     Protocol(#[from] ProtocolError),
 }

@@ -14,7 +14,7 @@ use anyhow::Context;
 use blindscore_common::api::{Metric, Normalisation};
 use blindscore_common::Layout;
 use blindscore_demo::{DemoCatalog, DEMO_ITEMS, DEMO_MODEL};
-use blindscore_server::access::{parse_proxy, ApiKeys, BearerToken, RateLimit};
+use blindscore_server::access::{parse_proxy, ApiKeys, BearerToken, ForwardedHeader, RateLimit};
 use blindscore_server::batcher::BatchConfig;
 use blindscore_server::http::serve;
 use blindscore_server::load::{demo_items, read_ids, read_jsonl, read_npy, LoadedItems};
@@ -93,6 +93,14 @@ struct Config {
     /// believed and the limits key on the peer address.
     #[arg(long = "trusted-proxy", env = "BLINDSCORE_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_proxy)]
     trusted_proxies: Vec<ipnet::IpNet>,
+    /// The header the trusted proxies write the client's address into: x-forwarded-for
+    /// or forwarded. Only that one is read.
+    #[arg(
+        long,
+        env = "BLINDSCORE_FORWARDED_HEADER",
+        default_value = "x-forwarded-for"
+    )]
+    forwarded_header: ForwardedHeader,
     /// Serve /metrics on this address only (not on --listen). By default /metrics is on
     /// the main listener; with BLINDSCORE_METRICS_TOKEN set it needs that bearer token.
     #[arg(long, env = "BLINDSCORE_METRICS_LISTEN")]
@@ -159,6 +167,7 @@ async fn main() -> anyhow::Result<()> {
         max_upload_bytes: config.max_upload_bytes,
         admin_token: token_from_env("BLINDSCORE_ADMIN_TOKEN")?,
         trusted_proxies: config.trusted_proxies.clone(),
+        forwarded_header: config.forwarded_header,
         without_peer_addresses: false,
         metrics_on_main_listener: config.metrics_listen.is_none(),
         metrics_token: token_from_env("BLINDSCORE_METRICS_TOKEN")?,
@@ -233,6 +242,11 @@ async fn main() -> anyhow::Result<()> {
         }
     });
     if let Some(addr) = config.metrics_listen {
+        if !addr.ip().is_loopback() && !config.insecure_plain_http {
+            anyhow::bail!(
+                "--metrics-listen {addr} is beyond loopback, where the metrics (and their token) would travel in plain HTTP: listen on loopback, or add --insecure-plain-http behind a proxy that terminates TLS"
+            );
+        }
         let metrics = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding {addr} for the metrics"))?;
@@ -254,7 +268,8 @@ fn token_from_env(name: &str) -> anyhow::Result<Option<BearerToken>> {
         Ok(token) => Ok(Some(
             BearerToken::new(&token).with_context(|| name.to_string())?,
         )),
-        Err(_) => Ok(None),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(e) => Err(anyhow::anyhow!("{name}: {e}")),
     }
 }
 

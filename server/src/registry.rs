@@ -3,17 +3,17 @@
 //!
 //! Versions are immutable and shared (`Arc`): a query admitted on a version finishes on it
 //! even if the version is swapped out meanwhile. At most two versions of a catalog are held:
-//! starting a new build drops a version still in its grace period (its in-flight queries
-//! finish; new queries for it get `version_gone`), so memory peaks at the current version
-//! plus the one being built.
+//! once a new version's input is checked, and right before it is built, a version still in
+//! its grace period is dropped (its in-flight queries finish; new queries for it get
+//! `version_gone`), so memory peaks at the current version plus the one being built, and a
+//! bad input changes nothing.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use blindscore_common::api::{EmbeddingSpace, VersionInfo, WireBits, WireBytes, RESCALE_RULE};
+use blindscore_common::api::{EmbeddingSpace, VersionInfo};
 use blindscore_common::artefacts::encode_scales;
-use blindscore_common::digest::hex;
 use blindscore_common::{wire, CatalogVersion};
 
 use crate::batcher::{BatchConfig, Batcher};
@@ -77,33 +77,14 @@ impl VersionEntry {
     /// What a client or operator sees of this version.
     pub fn info(&self) -> VersionInfo {
         let shape = self.served.shape();
-        let b = &shape.budget;
-        VersionInfo {
-            version: self.version().to_hex(),
-            param_id: shape.params.id.0,
-            items: shape.geometry.items,
-            dimension: shape.geometry.dimension,
-            embedding_space: self.space.clone(),
-            layout: shape.layout.to_string(),
-            group_size: shape.geometry.b,
-            catalog_bits: shape.catalog_bits,
-            query_bits: shape.query_bits,
-            delta_log2: b.delta_log2,
-            failure_log2_per_query: shape.failure_log2,
-            wire_bits: WireBits {
-                query: b.query_bits(),
-                hint: b.hint_bits(),
-                response: b.response_bits(),
-            },
-            bytes: WireBytes {
-                query: shape.query_payload_bytes(),
-                response: shape.response_payload_bytes(),
-                hint: self.served.hint_message().len(),
-            },
-            hint_sha256: hex(&self.served.description().hint_digest),
-            dimension_scales: self.scales_bytes.len() > 4 * shape.geometry.items,
-            rescale: RESCALE_RULE.into(),
-        }
+        VersionInfo::describe(
+            &self.version(),
+            shape,
+            self.space.clone(),
+            self.served.hint_message().len(),
+            &self.served.description().hint_digest,
+            self.scales_bytes.len() > 4 * shape.geometry.items,
+        )
     }
 }
 

@@ -3,8 +3,10 @@
 //! A response holds a few bytes per catalog item: megabytes for a large catalog. Written
 //! into fresh memory, every page of it costs a fault and a clear by the kernel (about 4%
 //! of a batch pass at 1M items); a buffer given back after its response was sent is
-//! already mapped. A buffer is zeroed when given back, so no response outlives its
-//! sending.
+//! already mapped. A pooled buffer (64 KiB to 16 MiB) is zeroed when given back; smaller
+//! and larger ones are freed as they are. They hold encrypted scores only, which reveal
+//! nothing without the query's key: the zeroing keeps them from lingering in reused
+//! memory, it is not what privacy rests on.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Mutex;

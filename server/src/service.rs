@@ -10,7 +10,7 @@ use blindscore_common::{Layout, LayoutChoice};
 
 use ipnet::IpNet;
 
-use crate::access::{ApiKeys, BearerToken, Buckets, RateLimit};
+use crate::access::{ApiKeys, BearerToken, Buckets, ForwardedHeader, RateLimit};
 use crate::batcher::BatchConfig;
 use blindscore_common::api::{EmbeddingSpace, Metric, Normalisation};
 
@@ -37,6 +37,9 @@ pub struct ServiceConfig {
     /// Proxies (addresses or networks) whose `Forwarded` / `X-Forwarded-For` headers name
     /// the client for the rate limits; empty (the default) believes no such header.
     pub trusted_proxies: Vec<IpNet>,
+    /// The header the trusted proxies write the client's address into (only that one is
+    /// read).
+    pub forwarded_header: ForwardedHeader,
     /// Serve without connection info (the peer's address), explicitly: the per-address
     /// rate limits are then off. Without this choice, a request that arrives without the
     /// peer's address while rate limits are on is refused (500 `internal`), so that limits
@@ -69,6 +72,7 @@ impl Default for ServiceConfig {
             max_upload_bytes: 4 << 30,
             admin_token: None,
             trusted_proxies: Vec::new(),
+            forwarded_header: ForwardedHeader::default(),
             without_peer_addresses: false,
             metrics_on_main_listener: true,
             metrics_token: None,
@@ -150,7 +154,15 @@ impl AppState {
         items: LoadedItems,
         declaration: &SpaceDeclaration,
     ) -> Result<Arc<VersionEntry>, LoadError> {
-        let entry = build_entry(name, items, declaration, &self.config, self.metrics.clone())?;
+        // The same order as a replacement over HTTP: claim, check and plan, drop a version
+        // still in grace (never three in memory), build, install.
+        let guard = self
+            .registry
+            .begin_build(name)
+            .ok_or_else(|| LoadError::Busy(name.to_string()))?;
+        let plan = plan_entry(name, items, declaration, &self.config)?;
+        guard.make_room();
+        let entry = build_planned(plan, &self.config, self.metrics.clone())?;
         self.registry.install(name, entry.clone());
         Ok(entry)
     }

@@ -83,7 +83,7 @@ pub fn aligned_zeros(len: usize) -> AlignedF64 {
 /// A large aligned buffer of zeros taken from a small process-wide pool and given back on
 /// drop, so a server scoring batch after batch reuses the same (huge) pages instead of
 /// having the kernel fault, clear and possibly compact fresh ones for every pass. It is
-/// zeroed when given back: nothing derived from a query outlives its pass.
+/// zeroed when given back, so that no ciphertext of a pass lingers in it for the next.
 pub struct Scratch(Option<AlignedF64>);
 
 /// Buffers kept for reuse at most (the largest are kept).

@@ -91,17 +91,7 @@ pub fn artifacts_with(description: &CatalogDescription, hint: &[u8]) -> Artifact
 /// No limits: the exactness tests go to the budget's own extremes, far beyond what an
 /// app admits by default.
 pub fn unlimited() -> Limits {
-    Limits {
-        max_items: u64::MAX,
-        max_dimension: u64::MAX,
-        max_description_bytes: u64::MAX,
-        max_hint_bytes: u64::MAX,
-        max_ids_bytes: u64::MAX,
-        max_scales_bytes: u64::MAX,
-        max_query_bytes: u64::MAX,
-        max_response_bytes: u64::MAX,
-        max_preparation_bytes: u64::MAX,
-    }
+    Limits::none()
 }
 
 /// Check a description and hint through the client core, as the SDK does (without the

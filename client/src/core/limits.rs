@@ -152,6 +152,22 @@ impl ReadLimits {
 const ID_OVERHEAD: u64 = 2 * 24 + 32;
 
 impl Limits {
+    /// No limits at all: only for a server trusted entirely, such as a benchmark's or a
+    /// test's own, never for one an app reaches over a network.
+    pub fn none() -> Self {
+        Limits {
+            max_items: u64::MAX,
+            max_dimension: u64::MAX,
+            max_description_bytes: u64::MAX,
+            max_hint_bytes: u64::MAX,
+            max_ids_bytes: u64::MAX,
+            max_scales_bytes: u64::MAX,
+            max_query_bytes: u64::MAX,
+            max_response_bytes: u64::MAX,
+            max_preparation_bytes: u64::MAX,
+        }
+    }
+
     /// Check one figure.
     pub(crate) fn check(limit: &'static str, value: u64, allowed: u64) -> Result<(), ClientError> {
         if value > allowed {
