@@ -317,6 +317,10 @@ async fn a_bad_upload_leaves_the_current_and_the_grace_version_served() {
         assert_eq!(answerable(second.clone()).await, 200);
         assert_eq!(current_version(&base, "shop").await, second);
     }
+    // The same content again is the same version: nothing built, nothing dropped.
+    assert_eq!(status(put(jsonl(400, 3))).await.0, 200);
+    assert_eq!(current_version(&base, "shop").await, second);
+    assert_eq!(answerable(first.clone()).await, 200);
     // A good replacement drops the version in grace (never three held) and keeps the one
     // it replaces answerable.
     assert_eq!(status(put(jsonl(500, 5))).await.0, 200);

@@ -676,6 +676,12 @@ async fn replace_catalog(
         if let Some(late) = past_deadline() {
             return Err(late);
         }
+        if let Some(current) = state.registry.current(&name) {
+            if current.version() == plan.version {
+                // The same content is the same version: nothing to build, nothing dropped.
+                return Ok((name, current));
+            }
+        }
         guard.make_room();
         let entry = state.build_planned_and_install(plan).map_err(|e| {
             tracing::error!(catalog = %name, error = %e, "a checked catalog failed to build");

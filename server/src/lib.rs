@@ -64,6 +64,23 @@ pub struct CatalogSource<'a> {
     pub item_data: &'a [u8],
 }
 
+impl CatalogSource<'_> {
+    /// The version (content digest) of this source built in `shape`.
+    pub fn version(&self, shape: &CatalogShape) -> blindscore_common::CatalogVersion {
+        catalog_version(&VersionInput {
+            params: self.params.id,
+            layout: shape.layout,
+            catalog_bits: shape.catalog_bits,
+            query_bits: shape.query_bits,
+            delta_log2: shape.budget.delta_log2,
+            dimension: self.catalog.dimension(),
+            scales: self.scales,
+            values: self.catalog.values(),
+            item_data: self.item_data,
+        })
+    }
+}
+
 impl ServedCatalog {
     /// Compute the shape and version, transform the catalog and compute the hint.
     /// `progress` is called with (step, blocks done, blocks in all), step being
@@ -87,17 +104,7 @@ impl ServedCatalog {
         }
         let shape =
             CatalogShape::for_catalog(source.params, catalog, source.query_bits, source.layout)?;
-        let version = catalog_version(&VersionInput {
-            params: source.params.id,
-            layout: shape.layout,
-            catalog_bits: shape.catalog_bits,
-            query_bits: shape.query_bits,
-            delta_log2: shape.budget.delta_log2,
-            dimension: catalog.dimension(),
-            scales: source.scales,
-            values: catalog.values(),
-            item_data: source.item_data,
-        });
+        let version = source.version(&shape);
         let catalog_ref = CatalogRef {
             param_id: source.params.id,
             catalog_id: source.catalog_id.to_string(),

@@ -161,6 +161,12 @@ impl AppState {
             .begin_build(name)
             .ok_or_else(|| LoadError::Busy(name.to_string()))?;
         let plan = plan_entry(name, items, declaration, &self.config)?;
+        if let Some(current) = self.registry.current(name) {
+            if current.version() == plan.version {
+                // The same content is the same version: nothing to build or drop.
+                return Ok(current);
+            }
+        }
         guard.make_room();
         let entry = build_planned(plan, &self.config, self.metrics.clone())?;
         self.registry.install(name, entry.clone());
@@ -199,6 +205,8 @@ pub fn build_entry(
 /// met), ready for the costly build: everything that can fail on the operator's input has
 /// been checked.
 pub struct PlannedVersion {
+    /// The version it will have.
+    pub version: blindscore_common::CatalogVersion,
     name: String,
     started: Instant,
     ids_json: Vec<u8>,
@@ -270,13 +278,24 @@ pub fn plan_entry(
         None => LayoutChoice::Auto(CostModel::default()),
     };
     // The shape the build will use must exist (a declared width may not fit the budget).
-    blindscore_common::CatalogShape::for_catalog(
+    let shape = blindscore_common::CatalogShape::for_catalog(
         DEFAULT_PARAMS,
         &catalog,
         config.query_bits,
         layout,
     )?;
+    let version = CatalogSource {
+        catalog_id: name,
+        params: DEFAULT_PARAMS,
+        catalog: &catalog,
+        scales: &scales,
+        query_bits: config.query_bits,
+        layout,
+        item_data: &ids_json,
+    }
+    .version(&shape);
     Ok(PlannedVersion {
+        version,
         name: name.to_string(),
         started,
         ids_json,
@@ -294,6 +313,7 @@ pub fn build_planned(
     metrics: Arc<Metrics>,
 ) -> Result<Arc<VersionEntry>, LoadError> {
     let PlannedVersion {
+        version: _,
         name,
         started,
         ids_json,
