@@ -75,7 +75,7 @@ fn worst_case(layout: Layout, bits: u32, query_bits: u32) {
     check(&flat, layout, query_bits, &vec![-qmax; d]);
     // +-max with the same sign pattern in every block: the same worst norm, scores of
     // both signs.
-    let mut rng = Lcg(11);
+    let mut rng = SplitMix(11);
     let block: Vec<i16> = (0..items / 3 * d)
         .map(|_| if rng.next() & 1 == 1 { max } else { -max })
         .collect();

@@ -16,14 +16,14 @@ use blindscore_common::{
 };
 use blindscore_server::fourier_catalog::block_polynomial;
 use blindscore_server::{Evaluator, FourierCatalog};
-use common::Lcg;
+use common::SplitMix;
 
 /// The largest |FFT error| over every score of `blocks` worst-case blocks, and the budget's
 /// bound on it, in units of the scores' modulus 2^hi.
 fn measure(layout: Layout, d: usize, blocks: usize) -> (f64, f64, u32) {
     let n = DEFAULT_PARAMS.polynomial_size.0;
     let items = blocks * n / layout.group_size();
-    let mut rng = Lcg(d as u64 * 31 + layout.group_size() as u64);
+    let mut rng = SplitMix(d as u64 * 31 + layout.group_size() as u64);
     // The widest values the budget admits for this shape.
     let (catalog, mut shape) = (2..=16u32)
         .rev()

@@ -10,7 +10,7 @@ use blindscore_common::masks::Masks;
 use blindscore_common::params::{ParamId, DEFAULT_PARAMS};
 use blindscore_common::wire::CatalogRef;
 use blindscore_common::{CatalogShape, Layout};
-use common::Lcg;
+use common::SplitMix;
 
 fn kat_ref() -> CatalogRef {
     CatalogRef {
@@ -61,7 +61,7 @@ fn fft_hint_equals_integer_hint_on_worst_case_blocks() {
     ] {
         let max = ((1i32 << (bits - 1)) - 1) as i16;
         let per_block = 2048 / layout.group_size();
-        let mut rng = Lcg(bits as u64);
+        let mut rng = SplitMix(bits as u64);
         let flat = vec![max; per_block * d];
         let signed: Vec<i16> = (0..per_block * d)
             .map(|_| if rng.next() & 1 == 1 { max } else { -max })

@@ -15,7 +15,7 @@ use blindscore_common::{Layout, LayoutChoice, QuantizedCatalog};
 use blindscore_server::load::quantize_rows;
 use blindscore_server::service::{AppState, ServiceConfig, SpaceDeclaration};
 use blindscore_server::{CatalogSource, ServedCatalog};
-use common::{prepare, Lcg};
+use common::{prepare, SplitMix};
 
 fn matrix(path: &str) -> (Vec<f32>, usize) {
     let bytes = std::fs::read(path).unwrap();
@@ -96,7 +96,7 @@ fn worst_case_at(layout: Layout, d: usize, bits: u32, query_bits: u32, norm_sq: 
     let per_block = DEFAULT_PARAMS.polynomial_size.0 / layout.group_size();
     let per_item =
         ((norm_sq / per_block as u64) / (max as u64 * max as u64)).clamp(1, d as u64) as usize;
-    let mut rng = Lcg(5);
+    let mut rng = SplitMix(5);
     let block: Vec<i16> = (0..per_block)
         .flat_map(|_| {
             let mut row = vec![0i16; d];
@@ -156,7 +156,7 @@ async fn real_set_at_128_dims_with_dimension_scales() {
 fn widths_shrink_as_d_grows() {
     let mut last = u32::MAX;
     for d in [32usize, 64, 128, 256, 384, 512] {
-        let mut rng = Lcg(d as u64);
+        let mut rng = SplitMix(d as u64);
         let rows: Vec<f32> = (0..4096 * d).map(|_| rng.value(1000) as f32).collect();
         let ids = (0..4096).map(|i| i.to_string()).collect();
         let loaded = quantize_rows(ids, &rows, d, 16, Normalisation::L2).unwrap();
@@ -180,7 +180,7 @@ fn widths_shrink_as_d_grows() {
 #[test]
 fn a_catalog_that_cannot_fit_is_refused_naming_the_limit() {
     let d = 4096;
-    let mut rng = Lcg(3);
+    let mut rng = SplitMix(3);
     let rows: Vec<f32> = (0..2048 * d).map(|_| rng.value(1000) as f32).collect();
     let ids = (0..2048).map(|i| i.to_string()).collect();
     let loaded = quantize_rows(ids, &rows, d, 16, Normalisation::L2).unwrap();

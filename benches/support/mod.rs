@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 // The tests' deterministic data: the generator, unit rows, random queries.
 #[path = "../../tests/common/mod.rs"]
 mod common;
-pub use common::{unit_rows, Lcg};
+pub use common::{unit_rows, SplitMix};
 
 /// A catalog of uniform int8 values, as the server stores it and as the plaintext scan
 /// reads it (whole, and cut into one slice per thread).
@@ -34,7 +34,7 @@ pub struct Int8Catalog {
 
 impl Int8Catalog {
     pub fn new(items: usize, dimension: usize, seed: u64) -> Self {
-        let mut rng = Lcg(seed);
+        let mut rng = SplitMix(seed);
         let raw: Vec<i8> = (0..items * dimension)
             .map(|_| rng.value(127) as i8)
             .collect();

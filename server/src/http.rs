@@ -376,12 +376,10 @@ async fn describe_catalog(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
 ) -> Result<Json<CatalogInfo>, ApiError> {
-    let (name, current, previous) = state
-        .registry
-        .list()
-        .into_iter()
-        .find(|(n, _, _)| *n == name)
-        .ok_or_else(|| missing(&state, &name))?;
+    let (current, previous) = state.registry.catalog(&name).map_err(|e| match e {
+        Lookup::Loading => loading(&name),
+        _ => unknown_catalog(&name),
+    })?;
     Ok(Json(CatalogInfo {
         name,
         current: current.info(),
@@ -412,14 +410,6 @@ fn loading(name: &str) -> ApiError {
         format!("catalog {name:?} is still loading; retry shortly"),
     )
     .retry_after(LOADING_RETRY_SECONDS)
-}
-
-/// A missing catalog: unknown, or still loading.
-fn missing(state: &AppState, name: &str) -> ApiError {
-    match state.registry.missing(name) {
-        Lookup::Loading => loading(name),
-        _ => unknown_catalog(name),
-    }
 }
 
 fn unknown_catalog(name: &str) -> ApiError {

@@ -146,6 +146,22 @@ impl Registry {
         })
     }
 
+    /// A catalog's current version and, if still in grace, its previous one; or why there
+    /// is none (read under one lock, so a catalog being installed is seen either way).
+    pub fn catalog(
+        &self,
+        name: &str,
+    ) -> Result<(Arc<VersionEntry>, Option<Arc<VersionEntry>>), Lookup> {
+        let slots = self.read();
+        let slot = slots.get(name).ok_or_else(|| self.missing(name))?;
+        let previous = slot
+            .previous
+            .as_ref()
+            .filter(|(_, until)| Instant::now() < *until)
+            .map(|(p, _)| p.clone());
+        Ok((slot.current.clone(), previous))
+    }
+
     /// Why there is no catalog `name`: unknown, or still loading.
     pub fn missing(&self, name: &str) -> Lookup {
         if self

@@ -15,9 +15,9 @@ use blindscore_server::{CatalogSource, ServedCatalog};
 
 /// A small deterministic generator (SplitMix64: every output bit is well mixed, unlike
 /// the low bits of an LCG; tests must be reproducible).
-pub struct Lcg(pub u64);
+pub struct SplitMix(pub u64);
 
-impl Lcg {
+impl SplitMix {
     pub fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
@@ -34,14 +34,14 @@ impl Lcg {
 
 pub fn random_catalog(items: usize, d: usize, bits: u32, seed: u64) -> QuantizedCatalog {
     let max = (1 << (bits - 1)) - 1;
-    let mut rng = Lcg(seed);
+    let mut rng = SplitMix(seed);
     let values = (0..items * d).map(|_| rng.value(max) as i16).collect();
     QuantizedCatalog::new(d, bits, values).unwrap()
 }
 
 pub fn random_query(d: usize, bits: u32, seed: u64) -> Vec<i32> {
     let max = (1 << (bits - 1)) - 1;
-    let mut rng = Lcg(seed ^ 0xdead_beef);
+    let mut rng = SplitMix(seed ^ 0xdead_beef);
     (0..d).map(|_| rng.value(max)).collect()
 }
 
@@ -147,7 +147,7 @@ pub fn wrong_scores(catalog: &QuantizedCatalog, query: &[i32], scores: &[i64]) -
 
 /// Unit-norm float rows of dimension d, deterministic.
 pub fn unit_rows(items: usize, d: usize, seed: u64) -> Vec<f32> {
-    let mut rng = Lcg(seed);
+    let mut rng = SplitMix(seed);
     let mut out = Vec::with_capacity(items * d);
     for _ in 0..items {
         let row: Vec<f32> = (0..d).map(|_| rng.value(1000) as f32 / 1000.0).collect();
