@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use blindscore_client::{ClientError, Ranker};
 use blindscore_server::access::{parse_proxy, BearerToken, RateLimit};
-use blindscore_server::http::{metrics_router, router, serve};
+use blindscore_server::http::{router, serve, serve_metrics};
 use blindscore_server::service::{AppState, ServiceConfig, SpaceDeclaration};
 use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -232,11 +232,11 @@ async fn metrics_can_need_a_token_or_live_on_their_own_listener() {
     );
     let r = http
         .get(&metrics)
-        .bearer_auth("metrics-token")
+        .header("authorization", "bearer metrics-token")
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(r.status(), 200, "the scheme's name in any case");
     assert!(r.text().await.unwrap().contains("blindscore_"));
 
     let (base, state) = start(
@@ -249,8 +249,7 @@ async fn metrics_can_need_a_token_or_live_on_their_own_listener() {
     .await;
     assert_eq!(status(http.get(format!("{base}/metrics"))).await.0, 404);
     let (listener, separate) = listen().await;
-    let app = metrics_router(state);
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    tokio::spawn(serve_metrics(listener, state, std::future::pending()));
     let r = http
         .get(format!("{separate}/metrics"))
         .send()

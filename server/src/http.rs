@@ -113,7 +113,8 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 /// `/metrics` alone, for a listener of its own (`--metrics-listen`), behind the metrics
-/// token if one is set.
+/// token if one is set and under the rate limits (serve it with connection info, as
+/// `serve_metrics` does).
 pub fn metrics_router(state: Arc<AppState>) -> Router {
     metrics_routes(&state)
         .layer(middleware::from_fn_with_state(state.clone(), observe))
@@ -121,13 +122,30 @@ pub fn metrics_router(state: Arc<AppState>) -> Router {
 }
 
 fn metrics_routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
+    // Under the rate limits too: a metrics token cannot be guessed faster than catalogs
+    // can be read.
     Router::new().route(
         "/metrics",
-        get(metrics).route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            require_metrics_token,
-        )),
+        get(metrics)
+            .route_layer(middleware::from_fn_with_state(
+                state.clone(),
+                require_metrics_token,
+            ))
+            .route_layer(middleware::from_fn_with_state(state.clone(), rate_limit)),
     )
+}
+
+/// Serve [`metrics_router`] on a listener of its own, with each connection's peer address
+/// known to the rate limits, until `shutdown` completes.
+pub async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = metrics_router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// Serve the router on a listener until `shutdown` completes: over TLS when a
@@ -274,11 +292,18 @@ async fn require_metrics_token(
     next.run(req).await
 }
 
+/// The token of an `Authorization: Bearer <token>` header (the scheme's name in any case),
+/// or "" (which matches no token).
 fn bearer(headers: &HeaderMap) -> &str {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| {
+            let (scheme, token) = v.split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then_some(token.trim())
+        })
         .unwrap_or("")
 }
 

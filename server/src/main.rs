@@ -251,8 +251,15 @@ async fn main() -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding {addr} for the metrics"))?;
         tracing::info!("metrics on http://{}/metrics", metrics.local_addr()?);
-        let app = blindscore_server::http::metrics_router(state.clone());
-        tokio::spawn(async move { axum::serve(metrics, app).await });
+        let metrics_state = state.clone();
+        tokio::spawn(async move {
+            if let Err(e) =
+                blindscore_server::http::serve_metrics(metrics, metrics_state, shutdown_signal())
+                    .await
+            {
+                tracing::error!(error = %e, "the metrics listener failed");
+            }
+        });
     }
     let server = tokio::spawn(serve(listener, state.clone(), tls, shutdown_signal()));
     // A catalog that cannot be loaded at start-up stops the server with its reason.
