@@ -177,10 +177,9 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit() {
     assert_eq!(status(get(&direct, "203.0.113.3")).await.0, 429);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn serving_without_connection_info_is_a_choice_not_a_silent_gap() {
-    // The router served without ConnectInfo while rate limits are on: refused, loudly.
-    let state = AppState::new(ServiceConfig::default());
+/// The router served with plain `axum::serve`, without connection info.
+async fn without_connect_info(config: ServiceConfig) -> String {
+    let state = AppState::new(config);
     state
         .build_and_install(
             "shop",
@@ -191,26 +190,24 @@ async fn serving_without_connection_info_is_a_choice_not_a_silent_gap() {
     let (listener, base) = listen().await;
     let app = router(state);
     tokio::spawn(async move { axum::serve(listener, app).await });
+    base
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serving_without_connection_info_is_a_choice_not_a_silent_gap() {
     let http = reqwest::Client::new();
+    // While rate limits are on: refused, loudly.
+    let base = without_connect_info(ServiceConfig::default()).await;
     assert_eq!(
         status(http.get(format!("{base}/v1/catalogs"))).await,
         (500, "internal".into())
     );
     // Chosen explicitly, it serves (without per-address limits).
-    let state = AppState::new(ServiceConfig {
+    let base = without_connect_info(ServiceConfig {
         without_peer_addresses: true,
         ..ServiceConfig::default()
-    });
-    state
-        .build_and_install(
-            "shop",
-            loaded_items(300, D, 1),
-            &SpaceDeclaration::default(),
-        )
-        .unwrap();
-    let (listener, base) = listen().await;
-    let app = router(state);
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    })
+    .await;
     assert_eq!(status(http.get(format!("{base}/v1/catalogs"))).await.0, 200);
 }
 

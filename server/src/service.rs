@@ -284,16 +284,7 @@ pub fn plan_entry(
         config.query_bits,
         layout,
     )?;
-    let version = CatalogSource {
-        catalog_id: name,
-        params: DEFAULT_PARAMS,
-        catalog: &catalog,
-        scales: &scales,
-        query_bits: config.query_bits,
-        layout,
-        item_data: &ids_json,
-    }
-    .version(&shape);
+    let version = source(name, &catalog, &scales, &ids_json, layout, config).version(&shape);
     Ok(PlannedVersion {
         version,
         name: name.to_string(),
@@ -304,6 +295,26 @@ pub fn plan_entry(
         space,
         layout,
     })
+}
+
+/// What a version is built from: the same for its planned version digest and its build.
+fn source<'a>(
+    name: &'a str,
+    catalog: &'a blindscore_common::QuantizedCatalog,
+    scales: &'a [f32],
+    ids_json: &'a [u8],
+    layout: LayoutChoice,
+    config: &ServiceConfig,
+) -> CatalogSource<'a> {
+    CatalogSource {
+        catalog_id: name,
+        params: DEFAULT_PARAMS,
+        catalog,
+        scales,
+        query_bits: config.query_bits,
+        layout,
+        item_data: ids_json,
+    }
 }
 
 /// Build a planned version: the Fourier catalog and the hint (CPU-heavy).
@@ -324,15 +335,7 @@ pub fn build_planned(
     } = plan;
     let name = name.as_str();
     let served = ServedCatalog::build(
-        &CatalogSource {
-            catalog_id: name,
-            params: DEFAULT_PARAMS,
-            catalog: &catalog,
-            scales: &scales,
-            query_bits: config.query_bits,
-            layout,
-            item_data: &ids_json,
-        },
+        &source(name, &catalog, &scales, &ids_json, layout, config),
         &|step, done, total| {
             // About every 10%, and at the end of each step.
             if done == total || done % (total / 10).max(1) == 0 {
