@@ -22,7 +22,7 @@ use blindscore_common::catalog::candidate_layouts;
 use blindscore_common::params::DEFAULT_PARAMS;
 use blindscore_common::Layout;
 use blindscore_server::load::{quantize_rows, LoadedItems};
-use blindscore_server::service::{AppState, ServiceConfig, SpaceDeclaration};
+use blindscore_server::serving::{AppState, ServiceConfig, SpaceDeclaration};
 use criterion::BatchSize;
 use serde_json::{json, Value};
 use support::{unit_rows, Int8Catalog, Limits};

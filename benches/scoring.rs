@@ -14,7 +14,7 @@ use blindscore_common::catalog::candidate_layouts;
 use blindscore_common::layout::CostModel;
 use blindscore_common::params::DEFAULT_PARAMS;
 use blindscore_common::{CatalogShape, Geometry, Layout, LayoutChoice};
-use blindscore_server::Kernel;
+use blindscore_server::{CheckedQuery, Kernel};
 use serde_json::{json, Value};
 use support::{Int8Catalog, Limits};
 
@@ -77,16 +77,16 @@ const PHASE_RUNS: usize = 9;
 /// inverse side, and the whole pass, as the criterion figure times it (the rest is taking
 /// and releasing buffers: released ones are zeroed).
 fn pass_phases(
-    evaluator: &blindscore_server::Evaluator<'_>,
-    views: &[blindscore_common::wire::QueryView<'_>],
+    evaluator: &blindscore_server::scan::Evaluator<'_>,
+    queries: &[CheckedQuery],
 ) -> Value {
-    let per_query = |d: std::time::Duration| d.as_secs_f64() / views.len() as f64;
+    let per_query = |d: std::time::Duration| d.as_secs_f64() / queries.len() as f64;
     let mut runs: Vec<[f64; 4]> = (0..PHASE_RUNS)
         .map(|_| {
             let started = std::time::Instant::now();
-            let batch = evaluator.prepare_batch(views).expect("prepared");
+            let batch = evaluator.prepare(queries);
             let prepared = started.elapsed();
-            let (responses, timings) = evaluator.score_batch_packed_timed(&batch, &[]);
+            let (responses, timings) = evaluator.respond_timed(&batch, &[]);
             drop((batch, responses));
             let total = started.elapsed();
             [
@@ -140,9 +140,9 @@ fn main() {
                 .map(|i| support::random_query(d, i as u64 + 7))
                 .collect();
             let prepared = support::prepare(&served);
-            let encrypted: Vec<Vec<u8>> = queries
+            let encrypted: Vec<axum::body::Bytes> = queries
                 .iter()
-                .map(|q| prepared.seal_quantized(q).expect("encrypt").bytes)
+                .map(|q| prepared.seal_quantized(q).expect("encrypt").bytes.into())
                 .collect();
 
             // What is timed must be right: one query decrypted against the plaintext scan.
@@ -189,15 +189,22 @@ fn main() {
                         if kernel == Kernel::Portable && batch == 4 {
                             continue;
                         }
-                        let refs: Vec<&[u8]> =
-                            encrypted[..batch].iter().map(|q| q.as_slice()).collect();
+                        let messages = &encrypted[..batch];
                         let name = format!("encrypted_b{batch}_t{threads}{suffix}");
+                        // Each pass as the service runs it: the queries checked, then scored.
+                        let pass = || {
+                            let checked: Vec<CheckedQuery> = messages
+                                .iter()
+                                .map(|q| served.check_query(q.clone()).expect("a valid query"))
+                                .collect();
+                            served.score(&checked)
+                        };
                         g.bench_function(&name, |b| {
                             b.iter(|| {
                                 if threads == 1 {
-                                    one.install(|| served.score_encoded_batch(&refs))
+                                    one.install(pass)
                                 } else {
-                                    served.score_encoded_batch(&refs)
+                                    pass()
                                 }
                             })
                         });
@@ -209,11 +216,11 @@ fn main() {
                 // Where a pass goes, phase by phase.
                 served.set_kernel(Kernel::detect());
                 let evaluator = served.evaluator();
-                let views: Vec<_> = encrypted
+                let checked: Vec<_> = encrypted
                     .iter()
-                    .map(|q| served.decode_query(q).expect("a valid query"))
+                    .map(|q| served.check_query(q.clone()).expect("a valid query"))
                     .collect();
-                phases = Some(one.install(|| pass_phases(&evaluator, &views)));
+                phases = Some(one.install(|| pass_phases(&evaluator, &checked)));
             }
             g.finish();
             served.set_kernel(Kernel::detect());

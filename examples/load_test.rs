@@ -11,6 +11,10 @@
 //! after. Exits non-zero if any score is wrong, a request fails otherwise, nothing
 //! succeeded, or the server's memory ended more than 5% above where it started.
 
+#[path = "../benches/support/plaintext.rs"]
+mod plaintext;
+use plaintext::PlaintextCatalog;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -19,7 +23,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use blindscore_client::{ClientError, Ranker};
-use blindscore_server::simd::PlaintextCatalog;
 use clap::Parser;
 
 #[derive(Parser)]

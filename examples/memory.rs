@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use blindscore_common::api::Normalisation;
 use blindscore_server::load::quantize_rows;
-use blindscore_server::metrics::process_memory;
-use blindscore_server::service::{AppState, ServiceConfig, SpaceDeclaration};
+use blindscore_server::serving::metrics::process_memory;
+use blindscore_server::serving::{AppState, ServiceConfig, SpaceDeclaration};
 
 const D: usize = 128;
 

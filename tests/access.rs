@@ -9,8 +9,8 @@ use std::time::Duration;
 use blindscore_client::{ClientError, Connection, Ranker};
 use blindscore_server::access::{key_digest_hex, ApiKeyEntry, ApiKeys, RateLimit};
 use blindscore_server::http::serve;
-use blindscore_server::service::{AppState, ServiceConfig, SpaceDeclaration};
-use blindscore_server::tls::server_config_from_pem;
+use blindscore_server::http::tls::server_config_from_pem;
+use blindscore_server::serving::{AppState, ServiceConfig, SpaceDeclaration};
 use common::*;
 
 const D: usize = 32;

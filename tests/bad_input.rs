@@ -35,7 +35,7 @@ fn fixture() -> &'static Fixture {
             .seal_quantized(&random_query(64, 8, 1))
             .unwrap()
             .bytes;
-        let response = served.score_encoded(&query).unwrap().into_vec();
+        let response = served.score_encoded(&query).unwrap().to_vec();
         Fixture {
             served,
             prepared,
@@ -130,13 +130,14 @@ fn server_refuses_wrong_lengths_and_versions() {
 }
 
 #[test]
-fn a_batch_with_a_bad_query_still_scores_the_good_ones() {
+fn a_bad_query_is_refused_at_its_check_and_a_batch_scores_each_query_as_alone() {
     let f = fixture();
-    let results = f
-        .served
-        .score_encoded_batch(&[&f.query, b"garbage", &f.query]);
-    assert!(results[0].is_ok() && results[1].is_err() && results[2].is_ok());
-    assert_eq!(results[0].as_ref().unwrap(), results[2].as_ref().unwrap());
+    assert!(f.served.check_query(b"garbage".to_vec().into()).is_err());
+    let query = f.served.check_query(f.query.clone().into()).unwrap();
+    let results = f.served.score(&[query.clone(), query]);
+    assert_eq!(results.len(), 2);
+    assert_eq!(results[0], results[1]);
+    assert_eq!(*results[0], *f.served.score_encoded(&f.query).unwrap());
 }
 
 // ---- client side ----

@@ -11,7 +11,7 @@ use blindscore_common::api::{CatalogInfo, Metric, Normalisation};
 use blindscore_common::{Layout, QuantizedCatalog};
 use blindscore_server::http::serve;
 use blindscore_server::load::LoadedItems;
-use blindscore_server::service::{AppState, ServiceConfig, SpaceDeclaration};
+use blindscore_server::serving::{AppState, ServiceConfig, SpaceDeclaration};
 use common::*;
 
 /// A server on a loopback port serving `catalog` (integer rows, unit scales) as "shop".

@@ -17,7 +17,7 @@ use blindscore_client::{ClientError, Connection, Ranker};
 use blindscore_common::digest::sha256;
 use blindscore_common::{wire, CatalogDescription, HintMessage};
 use blindscore_server::http::serve;
-use blindscore_server::service::{AppState, ServiceConfig, SpaceDeclaration};
+use blindscore_server::serving::{AppState, ServiceConfig, SpaceDeclaration};
 use common::*;
 
 const D: usize = 32;

@@ -7,7 +7,7 @@ mod common;
 use blindscore_common::catalog::max_dimension;
 use blindscore_common::params::DEFAULT_PARAMS;
 use blindscore_common::{Layout, QuantizedCatalog};
-use blindscore_server::evaluator::span_blocks;
+use blindscore_server::scan::evaluator::span_blocks;
 use common::*;
 use proptest::prelude::*;
 
@@ -148,13 +148,14 @@ fn batched_passes_are_exact_for_every_query() {
                 .iter()
                 .map(|q| prepared.seal_quantized(q).unwrap())
                 .collect();
-            let bytes: Vec<&[u8]> = encrypted.iter().map(|e| e.bytes.as_slice()).collect();
-            let responses = served.score_encoded_batch(&bytes);
+            let checked: Vec<_> = encrypted
+                .iter()
+                .map(|e| served.check_query(e.bytes.clone().into()).unwrap())
+                .collect();
+            let responses = served.score(&checked);
+            assert_eq!(responses.len(), batch);
             for ((query, encrypted), response) in queries.iter().zip(encrypted).zip(responses) {
-                let scores = encrypted
-                    .pending
-                    .decrypt(&prepared, &response.unwrap())
-                    .unwrap();
+                let scores = encrypted.pending.decrypt(&prepared, &response).unwrap();
                 let wrong = wrong_scores(&catalog, query, &scores);
                 assert_eq!(wrong, 0, "{layout}, batch of {batch}: {wrong} wrong scores");
             }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use blindscore_client::Ranker;
 use blindscore_server::access::BearerToken;
 use blindscore_server::http::serve;
-use blindscore_server::service::{AppState, ServiceConfig, SpaceDeclaration};
+use blindscore_server::serving::{AppState, ServiceConfig, SpaceDeclaration};
 use common::*;
 
 const D: usize = 32;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use blindscore_client::{ClientError, Ranker};
 use blindscore_server::access::{parse_proxy, BearerToken, RateLimit};
 use blindscore_server::http::{router, serve, serve_metrics};
-use blindscore_server::service::{AppState, ServiceConfig, SpaceDeclaration};
+use blindscore_server::serving::{AppState, ServiceConfig, SpaceDeclaration};
 use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -52,7 +52,7 @@ const KAT_MASK1: [u64; 2] = [0x6a394536b3e02022, 0x3dc93d8703cda6d2];
 #[test]
 fn fft_hint_equals_integer_hint_on_worst_case_blocks() {
     use blindscore_common::{LayoutChoice, QuantizedCatalog};
-    use blindscore_server::hint::{exact_hint, exact_hint_integer, limb_bits};
+    use blindscore_server::scan::hint::{exact_hint, exact_hint_integer, limb_bits};
     let r = kat_ref();
     for (bits, d, layout) in [
         (16u32, 256usize, Layout::Column),

@@ -13,7 +13,7 @@ use blindscore_common::catalog::widest_catalog;
 use blindscore_common::params::DEFAULT_PARAMS;
 use blindscore_common::{Layout, LayoutChoice, QuantizedCatalog};
 use blindscore_server::load::quantize_rows;
-use blindscore_server::service::{AppState, ServiceConfig, SpaceDeclaration};
+use blindscore_server::serving::{AppState, ServiceConfig, SpaceDeclaration};
 use blindscore_server::{CatalogSource, ServedCatalog};
 use common::{prepare, SplitMix};
 

@@ -17,7 +17,7 @@ use blindscore_common::params::ParamId;
 use blindscore_common::{bitpack, wire, CatalogDescription, HintMessage, Layout, QueryMessage};
 use blindscore_server::http::serve;
 use blindscore_server::load::LoadedItems;
-use blindscore_server::service::{AppState, ServiceConfig, SpaceDeclaration};
+use blindscore_server::serving::{AppState, ServiceConfig, SpaceDeclaration};
 use common::*;
 
 const D: usize = 32;

@@ -11,10 +11,10 @@ use blindscore_common::digest::CatalogVersion;
 use blindscore_common::wire::{self, QueryMessage};
 use blindscore_common::{Layout, QuantizedCatalog};
 use blindscore_server::access::BearerToken;
-use blindscore_server::batcher::BatchConfig;
 use blindscore_server::http::serve;
 use blindscore_server::load::LoadedItems;
-use blindscore_server::service::{AppState, ServiceConfig, SpaceDeclaration};
+use blindscore_server::serving::BatchConfig;
+use blindscore_server::serving::{AppState, ServiceConfig, SpaceDeclaration};
 use common::*;
 
 const TOKEN: &str = "test-admin-token";

@@ -1,6 +1,6 @@
 //! What every benchmark shares: this machine's physical limits, deterministic int8 data,
 //! the plaintext reference scan, criterion settings, and the JSON record each benchmark
-//! leaves in `target/blindscore-bench/` for `examples/bench_report.rs`.
+//! leaves in `target/blindscore-bench/` for the report (`examples/bench_report/`).
 #![allow(dead_code, unused_imports)]
 
 use std::path::PathBuf;
@@ -11,9 +11,8 @@ use blindscore_common::api::{EmbeddingSpace, Metric, Normalisation};
 use blindscore_common::artefacts::{encode_ids, encode_scales};
 use blindscore_common::params::DEFAULT_PARAMS;
 use blindscore_common::{wire, Layout, LayoutChoice, QuantizedCatalog};
-use blindscore_server::simd::{
-    aligned_zeros, probe, Kernel, PlaintextCatalog, TileSums, CHUNK_BLOCKS, TILE, TILE_F64,
-};
+use blindscore_server::scan::kernel::{Kernel, TileSums, CHUNK_BLOCKS, TILE, TILE_F64};
+use blindscore_server::scan::memory::aligned_zeros;
 use blindscore_server::{CatalogSource, ServedCatalog};
 use criterion::{Criterion, SamplingMode};
 use rayon::prelude::*;
@@ -23,6 +22,10 @@ use serde_json::{json, Value};
 #[path = "../../tests/common/mod.rs"]
 mod common;
 pub use common::{unit_rows, SplitMix};
+
+pub mod plaintext;
+pub mod probe;
+pub use plaintext::PlaintextCatalog;
 
 /// A catalog of uniform int8 values, as the server stores it and as the plaintext scan
 /// reads it (whole, and cut into one slice per thread).

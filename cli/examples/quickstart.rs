@@ -7,7 +7,7 @@ use blindscore_client::profile::{now_unix_ms, PreferenceProfile, ProfileWeights}
 use blindscore_client::Ranker;
 use blindscore_demo::{demo_interests, DemoCatalog};
 use blindscore_server::load::demo_items;
-use blindscore_server::service::{AppState, ServiceConfig, SpaceDeclaration};
+use blindscore_server::serving::{AppState, ServiceConfig, SpaceDeclaration};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

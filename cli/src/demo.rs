@@ -9,7 +9,7 @@ use blindscore_client::core::top_k;
 use blindscore_client::Ranker;
 use blindscore_demo::{demo_interests, DemoCatalog, DEMO_DIMENSION, DEMO_MODEL};
 use blindscore_server::load::demo_items;
-use blindscore_server::service::SpaceDeclaration;
+use blindscore_server::serving::SpaceDeclaration;
 
 use crate::local_server;
 

@@ -8,7 +8,7 @@ use blindscore_cli::quality::evaluate;
 use blindscore_client::Ranker;
 use blindscore_common::api::Normalisation;
 use blindscore_server::load::{quantize_rows, read_ids};
-use blindscore_server::service::SpaceDeclaration;
+use blindscore_server::serving::SpaceDeclaration;
 
 use crate::input::read_matrix;
 use crate::local_server;

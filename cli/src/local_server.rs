@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use blindscore_server::load::LoadedItems;
-use blindscore_server::registry::VersionEntry;
-use blindscore_server::service::{AppState, ServiceConfig, SpaceDeclaration};
+use blindscore_server::serving::VersionEntry;
+use blindscore_server::serving::{AppState, ServiceConfig, SpaceDeclaration};
 
 /// A server serving one catalog, until the process ends.
 pub struct LocalServer {

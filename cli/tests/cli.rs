@@ -2,7 +2,7 @@
 
 use blindscore_demo::{demo_interests, DemoCatalog};
 use blindscore_server::load::demo_items;
-use blindscore_server::service::{AppState, ServiceConfig, SpaceDeclaration};
+use blindscore_server::serving::{AppState, ServiceConfig, SpaceDeclaration};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rank_prints_json_lines_and_refuses_a_wrong_vector() {

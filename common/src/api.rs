@@ -16,6 +16,7 @@ use crate::digest::CatalogVersion;
 use crate::error::ProtocolError;
 
 /// How a catalog's rows (and so the queries for it) are normalised.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Normalisation {
@@ -26,6 +27,7 @@ pub enum Normalisation {
 }
 
 /// The similarity that scores stand for.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Metric {
@@ -37,6 +39,7 @@ pub enum Metric {
 
 /// The embedding space a catalog lives in, as its operator declares it. Clients refuse a
 /// vector from another space before anything is sent.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EmbeddingSpace {
     /// Name of the embedding model.
@@ -50,6 +53,7 @@ pub struct EmbeddingSpace {
 }
 
 /// `GET /v1/catalogs/{name}` (and one element of `GET /v1/catalogs`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CatalogInfo {
     /// The catalog's name.
@@ -61,6 +65,7 @@ pub struct CatalogInfo {
 }
 
 /// What a client or an operator sees of one catalog version.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct VersionInfo {
     /// The content digest, 64 hex digits.
@@ -98,6 +103,7 @@ pub struct VersionInfo {
 }
 
 /// Bits per wire word.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WireBits {
     pub query: u32,
@@ -106,6 +112,7 @@ pub struct WireBits {
 }
 
 /// Payload bytes of each wire part.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WireBytes {
     pub query: usize,
@@ -180,6 +187,7 @@ impl VersionInfo {
 }
 
 /// Every error answer's body: a stable code and a message for people.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
     pub code: ErrorCode,
@@ -187,6 +195,7 @@ pub struct ErrorBody {
 }
 
 /// The stable error codes of the API, each with its HTTP status.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {

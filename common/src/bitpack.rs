@@ -171,9 +171,23 @@ pub fn unpack_with(
     bits: u32,
     count: usize,
     what: &'static str,
-    mut sink: impl FnMut(u64),
+    sink: impl FnMut(u64),
 ) -> Result<(), ProtocolError> {
     check_packed(bytes, bits, count, what)?;
+    unpack_checked_with(bytes, bits, count, sink);
+    Ok(())
+}
+
+/// Unpack bytes that passed [`check_packed`] into a callback, word by word, without
+/// checking them again.
+///
+/// # Panics
+/// If the byte length is not that of `count` words of `bits` bits (an unchecked input).
+pub fn unpack_checked_with(bytes: &[u8], bits: u32, count: usize, mut sink: impl FnMut(u64)) {
+    assert!(
+        (1..=64).contains(&bits) && bytes.len() == packed_len(count, bits),
+        "unpack_checked_with: bytes that did not pass check_packed"
+    );
     let step = bits as usize;
     // Words whose 8-byte window lies inside the buffer: one unaligned load each.
     let fast = if bits <= WINDOW_BITS && bytes.len() >= 8 {
@@ -190,7 +204,6 @@ pub fn unpack_with(
     for i in fast..count {
         sink(read_word(bytes, i * step, bits));
     }
-    Ok(())
 }
 
 fn low_mask(bits: u32) -> u64 {

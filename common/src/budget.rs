@@ -244,8 +244,8 @@ impl NoiseBudget {
 /// rounding error relative to the output's rms grows with log N. The server also sums the
 /// G products of a block in the Fourier domain before its inverse transform, whose rounding
 /// errors (relative to each partial sum) add up to about sqrt(G / 2) ulps of the output's
-/// rms: 2 sqrt(G) more (measured: the largest error over a block at G = 4096 is 0.39 of
-/// the whole bound). Budget revision 1 left that term out: `groups` is 0 for it.
+/// rms: 2 sqrt(G) more (tests/fft_error.rs checks the real error at G = 4096 against the
+/// whole bound). Budget revision 1 has no such term: `groups` is 0 for it.
 fn fft_error_bound(hi: u32, norm_sq: f64, n: f64, log2_n: u32, groups: usize) -> f64 {
     let ulp = 2f64.powi(hi as i32 - 53);
     let server = (norm_sq / 12.0).sqrt();
@@ -301,7 +301,7 @@ mod tests {
     #[test]
     fn int8_d128_matches_the_design_figures() {
         let b = budget(128, 1 << 20, Layout::Column, 8, 8).unwrap();
-        // Delta = 2^38 measured enough at 1M in the prototype; the bound may ask one bit more.
+        // The design figures for int8 at 1M x 128: Delta about 2^38, one bit either way.
         assert!((37..=39).contains(&b.delta_log2), "{b:?}");
         assert!(b.failure_log2 <= -40.0);
         assert!((44..=47).contains(&b.query_bits()), "{b:?}");
@@ -368,8 +368,8 @@ mod tests {
     #[test]
     fn the_summation_term_is_versioned_under_a_new_parameter_row() {
         use crate::params::{GLWE_2048_TUNIFORM17 as REV2, GLWE_2048_TUNIFORM17_BUDGET1 as REV1};
-        // The shapes served today: the same outputs under both revisions, and the values
-        // revision 1 always gave (clients still read catalogs of row 1).
+        // The demo catalog's and 1M x 128's shapes: the same outputs under both revisions,
+        // the values revision 1 gives (clients read catalogs of row 1 too).
         for params in [&REV1, &REV2] {
             assert_eq!(
                 outputs(params, Layout::Grouped(128), 128, 12_000, 8, 1),
@@ -380,8 +380,8 @@ mod tests {
                 (38, 60, 16, 25, 36)
             );
         }
-        // Some shapes' outputs change with the corrected term: hence a new row, which an
-        // old client refuses cleanly as an unknown parameter id.
+        // Some shapes' outputs differ under revision 2's term: hence a row of its own,
+        // which a client without that row refuses cleanly as an unknown parameter id.
         assert_ne!(
             outputs(&REV1, Layout::Column, 100, 1 << 20, 10, 4),
             outputs(&REV2, Layout::Column, 100, 1 << 20, 10, 4)

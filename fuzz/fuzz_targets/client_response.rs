@@ -12,7 +12,7 @@ fuzz_target!(
             let f = fixture();
             let query = f.prepared.seal_quantized(&QUERY).expect("encrypt");
             let response = f.served.score_encoded(&query.bytes).expect("score");
-            vec![response.into_vec(), Vec::new()]
+            vec![response.to_vec(), Vec::new()]
         });
     },
     |data: &[u8]| {

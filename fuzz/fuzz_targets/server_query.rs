@@ -18,11 +18,11 @@ fuzz_target!(
     },
     |data: &[u8]| {
         let f = fixture();
-        // As the handler does: the cheap checks, then the scan. Errors are answers;
-        // a panic or a runaway allocation is a bug.
-        if f.served.decode_query(data).is_ok() {
-            let response = f.served.score_encoded(data).expect("a checked query scores");
-            assert!(!response.is_empty());
+        // As the handler does: the checks, once, then the scan. Errors are answers; a
+        // panic or a runaway allocation is a bug.
+        if let Ok(query) = f.served.check_query(data.to_vec().into()) {
+            let responses = f.served.score(&[query]);
+            assert!(responses.len() == 1 && !responses[0].is_empty());
         }
     }
 );

@@ -442,8 +442,8 @@ mod tests {
         assert!(token.matches("s3cret-token"));
         assert!(!token.matches("s3cret-toke"));
         assert!(!token.matches(""));
-        // The token followed by 65,536 more characters (a comparison that folded the
-        // length difference into 16 bits let such a token through) is another token.
+        // The token followed by 65,536 more characters (a comparison that folds the
+        // length difference into 16 bits would let such a token through) is another token.
         let padded = format!("s3cret-token{}", "~".repeat(65_536));
         assert!(!token.matches(&padded));
         assert!(matches!(BearerToken::new(""), Err(EmptyToken)));

@@ -418,7 +418,7 @@ mod tests {
             Err(LoadError::Npy(message)) => assert!(message.contains("header claims"), "{message}"),
             other => panic!("expected a refusal, got {:?}", other.map(|_| ())),
         }
-        // A header of nested braces (it once sent the parser into exponential time).
+        // A header of nested braces (it could send the parser into exponential backtracking).
         let mut nested = b"\x93NUMPY\x01\x00".to_vec();
         let text = format!("{{'descr': '<f4', {} 'shape': (1, 1), }}\n", "{".repeat(90));
         nested.extend_from_slice(&(text.len() as u16).to_le_bytes());

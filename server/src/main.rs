@@ -15,12 +15,11 @@ use blindscore_common::api::{Metric, Normalisation};
 use blindscore_common::Layout;
 use blindscore_demo::{DemoCatalog, DEMO_ITEMS, DEMO_MODEL};
 use blindscore_server::access::{parse_proxy, ApiKeys, BearerToken, ForwardedHeader, RateLimit};
-use blindscore_server::batcher::BatchConfig;
 use blindscore_server::http::serve;
+use blindscore_server::http::tls::server_config_from_files;
 use blindscore_server::load::{demo_items, read_ids, read_jsonl, read_npy, LoadedItems};
-use blindscore_server::metrics::process_memory;
-use blindscore_server::service::{AppState, ServiceConfig, SpaceDeclaration};
-use blindscore_server::tls::server_config_from_files;
+use blindscore_server::serving::metrics::process_memory;
+use blindscore_server::serving::{AppState, BatchConfig, ServiceConfig, SpaceDeclaration};
 use clap::Parser;
 use serde::Deserialize;
 

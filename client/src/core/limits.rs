@@ -17,7 +17,7 @@ const MIB: u64 = 1 << 20;
 /// grouped layout the server's cost model picks for it, and 4M x 128 in the column layout
 /// (a 16.7 MiB hint, 11.4 MiB down), and not much more: preparing the largest catalog they
 /// admit takes at most `max_preparation_bytes`, 768 MiB by the estimate
-/// [`preparation_bytes`]. (4M x 128 in the layout the cost model picks today, b = 4 with a
+/// [`preparation_bytes`]. (4M x 128 in the layout the cost model picks, b = 4 with a
 /// 67 MiB hint, is over `max_hint_bytes`: serve a catalog that large in the column layout.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {

@@ -11,7 +11,7 @@ use blindscore_common::wire::{self, CatalogRef, QueryView, WIRE_VERSION};
 use blindscore_common::{
     bitpack, CatalogShape, Layout, LayoutChoice, QuantizedCatalog, ResponseMessage,
 };
-use blindscore_server::{hint, Evaluator, FourierCatalog};
+use blindscore_server::scan::{hint, Evaluator, FourierCatalog};
 
 use super::SplitMix;
 use crate::core::noise::NoiseSource;
@@ -56,8 +56,7 @@ fn measure(layout: Layout, d: usize, round_response: bool, trials: usize) -> Mea
     for _ in 0..trials {
         let query: Vec<i32> = (0..d).map(|_| rng.sign(127)).collect();
         let sealed = prepared.seal_quantized(&query).unwrap();
-        let message: QueryView<'_> = wire::decode_view(&sealed.bytes, u64::MAX).unwrap();
-        let words = evaluator.score(&evaluator.prepare(&message).unwrap());
+        let words = evaluator.score_one(&r, &sealed.bytes).unwrap();
         let response = wire::encode(&ResponseMessage {
             wire_version: WIRE_VERSION,
             catalog: r.clone(),
@@ -139,7 +138,7 @@ fn grouped_noise_matches_the_budget() {
 fn the_budgets_own_numbers_hold_on_worst_case_input() {
     use blindscore_common::encoding::word_to_torus;
     use blindscore_common::fourier::exact_add_mul;
-    use blindscore_server::fourier_catalog::block_polynomial;
+    use blindscore_server::scan::fourier_catalog::block_polynomial;
 
     use crate::core::key::SecretKey;
 
@@ -198,7 +197,7 @@ fn the_budgets_own_numbers_hold_on_worst_case_input() {
         let message: QueryView<'_> = wire::decode_view(&sealed.bytes, u64::MAX).unwrap();
         let sent =
             bitpack::unpack(message.bodies, b.query_bits(), g.query_coefficients(), "q").unwrap();
-        let scores = evaluator.score(&evaluator.prepare(&message).unwrap());
+        let scores = evaluator.score_one(&r, &sealed.bytes).unwrap();
         let response = wire::encode(&ResponseMessage {
             wire_version: WIRE_VERSION,
             catalog: r.clone(),

@@ -14,9 +14,9 @@ use blindscore_common::digest::CatalogVersion;
 use blindscore_common::fourier::{c64, NegacyclicFft};
 use blindscore_common::masks::Masks;
 use blindscore_common::params::DEFAULT_PARAMS;
-use blindscore_common::wire::{self, CatalogRef, QueryView, WIRE_VERSION};
+use blindscore_common::wire::{self, CatalogRef, WIRE_VERSION};
 use blindscore_common::{bitpack, CatalogShape, Layout, LayoutChoice, QuantizedCatalog};
-use blindscore_server::{hint, Evaluator, FourierCatalog};
+use blindscore_server::scan::{hint, Evaluator, FourierCatalog};
 use chacha20::rand_core::{Rng, SeedableRng};
 
 use super::SplitMix;
@@ -185,8 +185,7 @@ fn no_freed_block_holds_the_key_its_transform_or_the_noise() {
             &query,
         )
         .unwrap();
-    let message: QueryView<'_> = wire::decode_view(&sealed.bytes, u64::MAX).unwrap();
-    let words = evaluator.score(&evaluator.prepare(&message).unwrap());
+    let words = evaluator.score_one(&r, &sealed.bytes).unwrap();
     let response = wire::encode(&blindscore_common::ResponseMessage {
         wire_version: WIRE_VERSION,
         catalog: r,
@@ -198,15 +197,16 @@ fn no_freed_block_holds_the_key_its_transform_or_the_noise() {
     // encrypted (under a fresh key and fresh noise here).
     let preferences = std::hint::black_box(PREFERENCES);
     let floated = prepared.seal(&preferences, None).unwrap();
-    let message: QueryView<'_> = wire::decode_view(&floated.bytes, u64::MAX).unwrap();
-    let words = evaluator.score(&evaluator.prepare(&message).unwrap());
+    let words = evaluator
+        .score_one(prepared.catalog(), &floated.bytes)
+        .unwrap();
     let response = wire::encode(&blindscore_common::ResponseMessage {
         wire_version: WIRE_VERSION,
         catalog: prepared.catalog().clone(),
         scores: bitpack::pack(&words, shape.budget.response_bits()),
     });
     let float_scores = floated.pending.decrypt(&prepared, &response).unwrap();
-    drop((words, response, message));
+    drop((words, response));
     ARMED.store(false, Ordering::SeqCst);
     assert_eq!(scores, catalog.plaintext_scores(&query));
     assert_eq!(float_scores, catalog.plaintext_scores(&QUANTIZED));

@@ -9,15 +9,11 @@ use rayon::prelude::*;
 use blindscore_common::bitpack;
 use blindscore_common::encoding::{torus_to_word, word_to_torus};
 use blindscore_common::fourier::{c64, NegacyclicFft};
-use blindscore_common::wire::QueryView;
-use blindscore_common::{CatalogShape, ProtocolError};
+use blindscore_common::{CatalogRef, CatalogShape, ProtocolError};
 
-use crate::fourier_catalog::FourierCatalog;
-use crate::response::ResponseMessage;
-use crate::simd::{
-    copy_streaming, prefetch_l2, store_fence, write_streaming, Kernel, Scratch, TileSums,
-    CHUNK_BLOCKS, TILE, TILE_F64,
-};
+use super::kernel::{Kernel, TileSums, CHUNK_BLOCKS, TILE, TILE_F64};
+use super::memory::{prefetch_l2, split_disjoint, store_fence, write_streaming, Scratch};
+use super::{CheckedQuery, FourierCatalog, ResponseMessage};
 
 /// Blocks scanned per span (whole chunks) for a batch of `queries` at polynomial size `n`.
 /// A span's accumulators take `queries * span * n * 8` bytes. Each span reads the batch's
@@ -46,10 +42,8 @@ const GATHER_BLOCKS: usize = 16;
 
 /// Tiles ahead that a gather requests its reads: each tile's run sits a whole tile of
 /// accumulators after the last (too far apart for the hardware prefetchers), and the
-/// accumulators of a span are too large to stay in L2. With [`GATHER_BLOCKS`], measured at
-/// 1M x 128, 16 per pass (interleaved A/B on Zen 5): 8 blocks 2 tiles ahead 112-115 ms a
-/// pass, 16 blocks 6 tiles ahead 108-113 ms (the inverse side 1.6 -> 1.3 ms per query);
-/// 100k x 128 unchanged.
+/// accumulators of a span are too large to stay in L2. Chosen with [`GATHER_BLOCKS`]:
+/// longer runs, requested further ahead, reach the gather in time.
 const GATHER_AHEAD: usize = 6;
 
 /// A batch of queries' bodies in the Fourier domain, laid out for the scan: for each tile,
@@ -120,30 +114,42 @@ impl<'a> Evaluator<'a> {
         self.kernel
     }
 
-    /// Check a query's bodies (width, length, padding) without transforming them. The
-    /// message must have passed [`QueryView::check`].
-    pub fn check(&self, query: &QueryView<'_>) -> Result<(), ProtocolError> {
-        bitpack::check_packed(
-            query.bodies,
-            self.shape.budget.query_bits(),
-            self.shape.geometry.query_coefficients(),
-            "query bodies",
-        )
+    /// Decode and check an encoded query against `catalog`, in this evaluator's shape.
+    pub fn check(
+        &self,
+        catalog: &CatalogRef,
+        message: bytes::Bytes,
+    ) -> Result<CheckedQuery, ProtocolError> {
+        CheckedQuery::check(message, u64::MAX, catalog, self.shape)
     }
 
-    /// Unpack and transform one query's bodies: a batch of one.
-    pub fn prepare(&self, query: &QueryView<'_>) -> Result<PreparedBatch, ProtocolError> {
-        self.prepare_batch(std::slice::from_ref(query))
+    /// Check one encoded query against `catalog` and score it: its response words, one per
+    /// item.
+    pub fn score_one(
+        &self,
+        catalog: &CatalogRef,
+        message: &[u8],
+    ) -> Result<Vec<u64>, ProtocolError> {
+        let query = self.check(catalog, bytes::Bytes::copy_from_slice(message))?;
+        let mut words = self.score_words(&self.prepare(&[query]));
+        Ok(words.pop().expect("one query, one response"))
     }
 
-    /// Unpack and transform the bodies of a batch of queries, in parallel by pairs of
-    /// queries and runs of groups, each task's vectors written straight into their place in
-    /// the scan's layout (past the caches: the scan reads them tile by tile, much later).
-    /// The messages must have passed [`QueryView::check`]; any that fails
-    /// [`Evaluator::check`] fails the batch.
-    pub fn prepare_batch(&self, queries: &[QueryView<'_>]) -> Result<PreparedBatch, ProtocolError> {
+    /// Unpack and transform the bodies of a batch of checked queries, in parallel by pairs
+    /// of queries and runs of groups, each task's vectors written straight into their place
+    /// in the scan's layout (past the caches: the scan reads them tile by tile, much later).
+    ///
+    /// # Panics
+    /// If a query's bodies do not have this shape's length (a query checked against
+    /// another shape).
+    pub fn prepare(&self, queries: &[CheckedQuery]) -> PreparedBatch {
+        let expected = self.shape.query_payload_bytes();
         for query in queries {
-            self.check(query)?;
+            assert_eq!(
+                query.bodies().len(),
+                expected,
+                "a query checked against another shape"
+            );
         }
         let g = &self.shape.geometry;
         let n = g.n;
@@ -154,13 +160,32 @@ impl<'a> Evaluator<'a> {
         // N is a multiple of 8, so every body starts on a byte.
         let body_bytes = n * width as usize / 8;
         let mut data = Scratch::take(tiles * groups * nq * TILE_F64);
-        let writer = SharedSlice::new(&mut data);
         let half = n / 2;
         // One task per pair of queries (the last may be a single) and run of groups: its
-        // vectors of each tile are one contiguous run of the layout, written at once.
+        // vectors of each tile are one contiguous run of the layout (see `query_slot`),
+        // written at once.
         let pairs = nq.div_ceil(2);
         let runs = groups.div_ceil(PREPARE_GROUPS);
-        (0..pairs * runs).into_par_iter().try_for_each_init(
+        let task_of = |task: usize| {
+            let first = task / runs * 2;
+            let gs = task % runs * PREPARE_GROUPS..((task % runs + 1) * PREPARE_GROUPS).min(groups);
+            (first, gs)
+        };
+        let places = (0..pairs * runs)
+            .map(|task| {
+                let (first, gs) = task_of(task);
+                let len = gs.len() * pair_width(first, nq) * TILE_F64;
+                (0..tiles)
+                    .map(|tile| {
+                        let at = (tile * groups * nq + query_slot(first, gs.start, nq, groups))
+                            * TILE_F64;
+                        at..at + len
+                    })
+                    .collect()
+            })
+            .collect();
+        let writers = split_disjoint(&mut data, places);
+        writers.into_par_iter().enumerate().for_each_init(
             || {
                 (
                     NegacyclicFft::new(n),
@@ -169,22 +194,21 @@ impl<'a> Evaluator<'a> {
                     vec![0.0; 2 * PREPARE_GROUPS * TILE_F64],
                 )
             },
-            |(fft, torus, fourier, run), task| {
-                let first = task / runs * 2;
+            |(fft, torus, fourier, run), (task, mut places)| {
+                let (first, gs) = task_of(task);
                 let pair = pair_width(first, nq);
-                let gs =
-                    task % runs * PREPARE_GROUPS..((task % runs + 1) * PREPARE_GROUPS).min(groups);
                 // fourier[(group of the run, query of the pair)][point]
                 for (slot, (gi, k)) in gs
                     .clone()
                     .flat_map(|gi| (0..pair).map(move |k| (gi, k)))
                     .enumerate()
                 {
-                    let bytes = &queries[first + k].bodies[gi * body_bytes..(gi + 1) * body_bytes];
+                    let bodies = queries[first + k].bodies();
+                    let bytes = &bodies[gi * body_bytes..(gi + 1) * body_bytes];
                     torus.clear();
-                    bitpack::unpack_with(bytes, width, n, "query bodies", |w| {
+                    bitpack::unpack_checked_with(bytes, width, n, |w| {
                         torus.push(word_to_torus(w, width))
-                    })?;
+                    });
                     fft.forward_torus(&mut fourier[slot * half..(slot + 1) * half], torus);
                 }
                 let vectors = gs.len() * pair;
@@ -198,17 +222,12 @@ impl<'a> Evaluator<'a> {
                             im[i] = z.im;
                         }
                     }
-                    let at =
-                        (tile * groups * nq + query_slot(first, gs.start, nq, groups)) * TILE_F64;
-                    // SAFETY: the slots of these queries and groups in each tile are one run
-                    // (see `query_slot`), written by this task alone.
-                    unsafe { writer.write(at, run) };
+                    places.write(tile, run);
                 }
                 store_fence();
-                Ok(())
             },
-        )?;
-        Ok(PreparedBatch { data, queries: nq })
+        );
+        PreparedBatch { data, queries: nq }
     }
 
     /// Score a batch of queries in one pass over the catalog: each catalog tile is read
@@ -217,11 +236,11 @@ impl<'a> Evaluator<'a> {
     /// cache for the whole span) and then inverse-transformed in parallel over blocks, so
     /// the accumulators stay bounded whatever the catalog's size (see [`span_blocks`]).
     /// Returns each query's response words, one per item.
-    pub fn score_batch(&self, batch: &PreparedBatch) -> Vec<Vec<u64>> {
+    pub fn score_words(&self, batch: &PreparedBatch) -> Vec<Vec<u64>> {
         self.score_words_timed(batch).0
     }
 
-    /// [`Evaluator::score_batch`], with the time each phase of the pass took.
+    /// [`Evaluator::score_words`], with the time each phase of the pass took.
     fn score_words_timed(&self, batch: &PreparedBatch) -> (Vec<Vec<u64>>, PassTimings) {
         let g = &self.shape.geometry;
         let width = self.shape.budget.response_bits();
@@ -235,20 +254,16 @@ impl<'a> Evaluator<'a> {
         (out, timings)
     }
 
-    /// [`Evaluator::score_batch`] with each query's scores packed at the response width
+    /// [`Evaluator::score_words`] with each query's scores packed at the response width
     /// (the response payload), each block packed straight into its own bytes, after
     /// `prefix` in the same buffer (a response message's leading bytes, so the payload is
     /// never copied).
-    pub fn score_batch_packed_after(
-        &self,
-        batch: &PreparedBatch,
-        prefix: &[u8],
-    ) -> Vec<ResponseMessage> {
-        self.score_batch_packed_timed(batch, prefix).0
+    pub fn respond(&self, batch: &PreparedBatch, prefix: &[u8]) -> Vec<ResponseMessage> {
+        self.respond_timed(batch, prefix).0
     }
 
-    /// [`Evaluator::score_batch_packed_after`], with the time each phase of the pass took.
-    pub fn score_batch_packed_timed(
+    /// [`Evaluator::respond`], with the time each phase of the pass took.
+    pub fn respond_timed(
         &self,
         batch: &PreparedBatch,
         prefix: &[u8],
@@ -262,7 +277,12 @@ impl<'a> Evaluator<'a> {
             let started = Instant::now();
             let messages = words
                 .iter()
-                .map(|words| [prefix, &bitpack::pack(words, width)].concat().into())
+                .map(|words| {
+                    let mut message = ResponseMessage::zeroed(prefix.len() + len);
+                    message[..prefix.len()].copy_from_slice(prefix);
+                    bitpack::pack_into(words.iter().copied(), width, &mut message[prefix.len()..]);
+                    message
+                })
                 .collect();
             timings.inverse += started.elapsed();
             return (messages, timings);
@@ -398,8 +418,7 @@ impl<'a> Evaluator<'a> {
                             }
                         }
                         // Streaming stores: a store that missed would hold up the catalog's
-                        // stream while its line is read in (at 1M x 128, one query 3% and a
-                        // batch of 16 about 7% faster than plain stores).
+                        // stream while its line is read in.
                         for (qi, s) in sums.iter().enumerate() {
                             for blk in 0..CHUNK_BLOCKS {
                                 let at = (qi * span_len + chunk * CHUNK_BLOCKS + blk) * TILE_F64;
@@ -468,14 +487,6 @@ impl<'a> Evaluator<'a> {
         }
         timings
     }
-
-    /// Score a batch and keep the first query's words (for a batch of one).
-    pub fn score(&self, batch: &PreparedBatch) -> Vec<u64> {
-        self.score_batch(batch)
-            .into_iter()
-            .next()
-            .unwrap_or_default()
-    }
 }
 
 /// Where query `qi`'s vector of group `gi` sits within a tile of a batch of `nq`, in
@@ -492,39 +503,5 @@ fn pair_width(first: usize, nq: usize) -> usize {
         2
     } else {
         1
-    }
-}
-
-/// A slice of f64 that parallel tasks write in disjoint places chosen at run time, past the
-/// caches where they can (see [`copy_streaming`]).
-struct SharedSlice<'a> {
-    ptr: *mut f64,
-    len: usize,
-    _slice: std::marker::PhantomData<&'a mut [f64]>,
-}
-
-// SAFETY: a `SharedSlice` only hands out writes through `write`, whose callers guarantee
-// that no two of them touch the same element.
-unsafe impl Sync for SharedSlice<'_> {}
-
-impl<'a> SharedSlice<'a> {
-    fn new(slice: &'a mut [f64]) -> Self {
-        SharedSlice {
-            ptr: slice.as_mut_ptr(),
-            len: slice.len(),
-            _slice: std::marker::PhantomData,
-        }
-    }
-
-    /// Copy `values` to `at..at + values.len()`. The writing thread must call
-    /// [`store_fence`] before it signals that it is done.
-    ///
-    /// # Safety
-    /// No other write may touch those elements concurrently.
-    unsafe fn write(&self, at: usize, values: &[f64]) {
-        assert!(at + values.len() <= self.len, "write out of bounds");
-        // SAFETY: in bounds (checked above); exclusive by the caller's guarantee; the
-        // borrow held by `self` keeps the slice alive and otherwise untouched.
-        unsafe { copy_streaming(self.ptr.add(at), values) };
     }
 }

@@ -23,7 +23,7 @@ use blindscore_common::fourier::{
 use blindscore_common::masks::Masks;
 use blindscore_common::{CatalogShape, QuantizedCatalog};
 
-use crate::fourier_catalog::{block_polynomial, Progress};
+use super::fourier_catalog::{block_polynomial, Progress};
 
 /// Largest |coefficient| of a limb sum, log2: far below f64's 53 bits, so the FFT's
 /// rounding error (a few ulps times log N) cannot reach 1/2.
@@ -99,7 +99,7 @@ pub fn exact_hint(
 }
 
 /// The same hint with tfhe's integer (Karatsuba) polynomial product: the reference the
-/// FFT path is checked against, and about 50 times slower.
+/// FFT path is checked against, and far slower than it.
 pub fn exact_hint_integer(
     shape: &CatalogShape,
     catalog: &QuantizedCatalog,

@@ -1,5 +1,7 @@
 //! Prometheus metrics, rendered in the text exposition format. Counters carry routes and
-//! status codes, never anything from a request body.
+//! status codes, never anything from a request body. The catalogs' gauges are rendered
+//! from a snapshot the service takes ([`CatalogGauges`]), so this module depends on no
+//! other part of the server.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -7,7 +9,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::registry::Registry;
+/// One catalog's gauges at the moment the metrics are rendered.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CatalogGauges {
+    pub name: String,
+    /// Items in the current version.
+    pub items: usize,
+    /// Versions held: the current one, and one in its grace period.
+    pub versions_held: usize,
+    /// Bytes held by those versions.
+    pub memory_bytes: usize,
+    /// Seconds the current version took to build.
+    pub build_seconds: f64,
+    /// Queries waiting for the current version.
+    pub queue_depth: usize,
+}
 
 /// The server's counters.
 #[derive(Default)]
@@ -59,7 +75,7 @@ impl Metrics {
     }
 
     /// The exposition text.
-    pub fn render(&self, registry: &Registry) -> String {
+    pub fn render(&self, catalogs: &[CatalogGauges]) -> String {
         let mut out = String::new();
         let _ = writeln!(
             out,
@@ -115,17 +131,16 @@ impl Metrics {
         let gauge_header = |out: &mut String, name: &str, help: &str| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
         };
-        let catalogs = registry.list();
         gauge_header(
             &mut out,
             "blindscore_catalog_items",
             "Items in the current version.",
         );
-        for (name, current, _) in &catalogs {
+        for c in catalogs {
             let _ = writeln!(
                 out,
-                "blindscore_catalog_items{{catalog=\"{name}\"}} {}",
-                current.served.shape().geometry.items
+                "blindscore_catalog_items{{catalog=\"{}\"}} {}",
+                c.name, c.items
             );
         }
         gauge_header(
@@ -133,11 +148,11 @@ impl Metrics {
             "blindscore_catalog_versions_held",
             "Versions held (current and in grace).",
         );
-        for (name, _, prev) in &catalogs {
+        for c in catalogs {
             let _ = writeln!(
                 out,
-                "blindscore_catalog_versions_held{{catalog=\"{name}\"}} {}",
-                1 + prev.is_some() as u8
+                "blindscore_catalog_versions_held{{catalog=\"{}\"}} {}",
+                c.name, c.versions_held
             );
         }
         gauge_header(
@@ -145,11 +160,11 @@ impl Metrics {
             "blindscore_catalog_memory_bytes",
             "Bytes held by the versions of a catalog.",
         );
-        for (name, current, prev) in &catalogs {
-            let bytes = current.memory_bytes + prev.as_ref().map_or(0, |p| p.memory_bytes);
+        for c in catalogs {
             let _ = writeln!(
                 out,
-                "blindscore_catalog_memory_bytes{{catalog=\"{name}\"}} {bytes}"
+                "blindscore_catalog_memory_bytes{{catalog=\"{}\"}} {}",
+                c.name, c.memory_bytes
             );
         }
         gauge_header(
@@ -157,11 +172,11 @@ impl Metrics {
             "blindscore_catalog_build_seconds",
             "Time the current version took to build.",
         );
-        for (name, current, _) in &catalogs {
+        for c in catalogs {
             let _ = writeln!(
                 out,
-                "blindscore_catalog_build_seconds{{catalog=\"{name}\"}} {}",
-                current.build_seconds
+                "blindscore_catalog_build_seconds{{catalog=\"{}\"}} {}",
+                c.name, c.build_seconds
             );
         }
         gauge_header(
@@ -169,11 +184,11 @@ impl Metrics {
             "blindscore_queue_depth",
             "Queries waiting for the current version.",
         );
-        for (name, current, _) in &catalogs {
+        for c in catalogs {
             let _ = writeln!(
                 out,
-                "blindscore_queue_depth{{catalog=\"{name}\"}} {}",
-                current.batcher.queued()
+                "blindscore_queue_depth{{catalog=\"{}\"}} {}",
+                c.name, c.queue_depth
             );
         }
         let mem = process_memory();

@@ -4,16 +4,16 @@
 //! query, waits at most the batching window for more (up to the batch size), and scores
 //! them in one pass over the catalog on the blocking pool, off the async runtime. A full
 //! queue is refused at once (the caller answers 503 with Retry-After) rather than growing.
+//! Queries arrive checked ([`CheckedQuery`]): a pass cannot fail on a query's content, so a
+//! pass that fails at all (a panic) is the server's fault, answered as such.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
-use blindscore_common::ProtocolError;
-
-use crate::metrics::Metrics;
-use crate::{ResponseMessage, ServedCatalog};
+use super::metrics::Metrics;
+use crate::scan::{CheckedQuery, ResponseMessage, ServedCatalog};
 
 /// Batching settings.
 #[derive(Clone, Copy, Debug)]
@@ -37,8 +37,8 @@ impl Default for BatchConfig {
 }
 
 struct Job {
-    query: axum::body::Bytes,
-    reply: oneshot::Sender<Result<ResponseMessage, ProtocolError>>,
+    query: CheckedQuery,
+    reply: oneshot::Sender<Result<ResponseMessage, SubmitError>>,
 }
 
 /// The queue of one version.
@@ -47,28 +47,31 @@ pub struct Batcher {
 }
 
 /// Why a query was not scored.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SubmitError {
     /// The queue is full: try again later.
     Busy,
     /// The worker is gone (the version is being dropped).
     Closed,
-    /// The query was refused.
-    Protocol(ProtocolError),
+    /// The scoring pass failed: the server's fault, logged.
+    Failed,
 }
 
 impl Batcher {
-    /// Start the worker of a version. It ends when the batcher is dropped.
-    pub fn spawn(served: Arc<ServedCatalog>, config: BatchConfig, metrics: Arc<Metrics>) -> Self {
+    /// Start the worker of a version on `runtime`. It ends when the batcher is dropped.
+    pub fn start(
+        runtime: &tokio::runtime::Handle,
+        served: Arc<ServedCatalog>,
+        config: BatchConfig,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(config.queue_depth.max(1));
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            handle.spawn(worker(served, config, metrics, rx));
-        }
+        runtime.spawn(worker(served, config, metrics, rx));
         Batcher { tx }
     }
 
     /// Queue a checked query and wait for its encoded response.
-    pub async fn submit(&self, query: axum::body::Bytes) -> Result<ResponseMessage, SubmitError> {
+    pub async fn submit(&self, query: CheckedQuery) -> Result<ResponseMessage, SubmitError> {
         let (reply, answer) = oneshot::channel();
         self.tx
             .try_send(Job { query, reply })
@@ -76,10 +79,7 @@ impl Batcher {
                 mpsc::error::TrySendError::Full(_) => SubmitError::Busy,
                 mpsc::error::TrySendError::Closed(_) => SubmitError::Closed,
             })?;
-        match answer.await {
-            Ok(result) => result.map_err(SubmitError::Protocol),
-            Err(_) => Err(SubmitError::Closed),
-        }
+        answer.await.unwrap_or(Err(SubmitError::Closed))
     }
 
     /// Queries waiting.
@@ -103,34 +103,36 @@ async fn worker(
                 _ => break,
             }
         }
-        let queries: Vec<axum::body::Bytes> = jobs.iter().map(|j| j.query.clone()).collect();
+        let (queries, replies): (Vec<_>, Vec<_>) =
+            jobs.into_iter().map(|j| (j.query, j.reply)).unzip();
         let catalog = served.clone();
         let started = Instant::now();
-        let results = tokio::task::spawn_blocking(move || {
-            let refs: Vec<&[u8]> = queries.iter().map(|q| q.as_ref()).collect();
-            catalog.score_encoded_batch(&refs)
-        })
-        .await;
-        metrics.record_batch(jobs.len(), started.elapsed());
+        let batch = queries.len();
+        let results = tokio::task::spawn_blocking(move || catalog.score(&queries)).await;
+        metrics.record_batch(batch, started.elapsed());
         tracing::info!(
             catalog = %served.catalog_ref().catalog_id,
             version = %&served.catalog_ref().version.to_hex()[..16],
             items = served.shape().geometry.items,
-            batch = jobs.len(),
+            batch,
             ms = started.elapsed().as_secs_f64() * 1e3,
             "scored"
         );
         match results {
-            Ok(results) => {
-                for (job, result) in jobs.into_iter().zip(results) {
-                    let _ = job.reply.send(result);
+            Ok(responses) => {
+                for (reply, response) in replies.into_iter().zip(responses) {
+                    let _ = reply.send(Ok(response));
                 }
             }
-            Err(_) => {
-                for job in jobs {
-                    let _ = job
-                        .reply
-                        .send(Err(ProtocolError::Malformed("scoring failed".into())));
+            Err(e) => {
+                tracing::error!(
+                    catalog = %served.catalog_ref().catalog_id,
+                    batch,
+                    error = %e,
+                    "a scoring pass failed"
+                );
+                for reply in replies {
+                    let _ = reply.send(Err(SubmitError::Failed));
                 }
             }
         }
