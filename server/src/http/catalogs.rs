@@ -18,6 +18,17 @@ use crate::serving::{AppState, Lookup, SubmitError, VersionEntry};
 /// The tag of these routes in the API document.
 pub const TAG: &str = "catalogs";
 
+/// A binary message of the blindscore wire format (bincode): a description, a hint, a
+/// query or a response.
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct WireMessage(pub Vec<u8>);
+
+/// Little-endian f32 values.
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct Float32s(pub Vec<u8>);
+
 /// Every catalog with its current (and in-grace previous) version.
 #[utoipa::path(
     get,
@@ -172,7 +183,7 @@ fn artefact(
         ("version" = String, Path, description = "The version: 64 hex digits"),
     ),
     responses(
-        (status = 200, description = "The encoded description (strong ETag, cached for a year)", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 200, description = "The encoded description (strong ETag, cached for a year)", content_type = "application/octet-stream", body = WireMessage),
         (status = 304, description = "Not modified (`If-None-Match`)"),
         (status = 401, description = "`api_key_required`", body = ErrorBody),
         (status = 404, description = "`unknown_catalog`", body = ErrorBody),
@@ -200,7 +211,7 @@ pub async fn description(
         ("version" = String, Path, description = "The version: 64 hex digits"),
     ),
     responses(
-        (status = 200, description = "The encoded hint (strong ETag, cached for a year)", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 200, description = "The encoded hint (strong ETag, cached for a year)", content_type = "application/octet-stream", body = WireMessage),
         (status = 304, description = "Not modified (`If-None-Match`)"),
         (status = 401, description = "`api_key_required`", body = ErrorBody),
         (status = 404, description = "`unknown_catalog`", body = ErrorBody),
@@ -257,7 +268,7 @@ pub async fn ids(
         ("version" = String, Path, description = "The version: 64 hex digits"),
     ),
     responses(
-        (status = 200, description = "The scales (strong ETag, cached for a year)", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 200, description = "The scales (strong ETag, cached for a year)", content_type = "application/octet-stream", body = Float32s),
         (status = 304, description = "Not modified (`If-None-Match`)"),
         (status = 401, description = "`api_key_required`", body = ErrorBody),
         (status = 404, description = "`unknown_catalog`", body = ErrorBody),
@@ -285,9 +296,9 @@ pub async fn scales(
         ("name" = String, Path, description = "The catalog's name"),
         ("version" = String, Path, description = "The version: 64 hex digits"),
     ),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "An encoded query message: the bodies of GLWE ciphertexts under a key drawn for this query alone"),
+    request_body(content = WireMessage, content_type = "application/octet-stream", description = "An encoded query message: the bodies of GLWE ciphertexts under a key drawn for this query alone"),
     responses(
-        (status = 200, description = "The encoded response: one encrypted score per item", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 200, description = "The encoded response: one encrypted score per item", content_type = "application/octet-stream", body = WireMessage),
         (status = 400, description = "`malformed_query`, `wrong_parameters`, `wrong_catalog`, `wrong_length`", body = ErrorBody),
         (status = 401, description = "`api_key_required`", body = ErrorBody),
         (status = 404, description = "`unknown_catalog`", body = ErrorBody),

@@ -72,7 +72,6 @@ pub fn aligned_zeros(len: usize) -> AlignedF64 {
     AlignedF64 { buf, start, len }
 }
 
-
 /// Buffers kept for reuse at most: a pass of 16 queries needs its 16 responses, the
 /// transformed queries and the accumulators.
 const KEPT: usize = 20;
