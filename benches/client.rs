@@ -11,7 +11,7 @@ mod support;
 use blindscore_client::core::{top_k, SecretKey};
 use blindscore_common::Layout;
 use criterion::BatchSize;
-use serde_json::json;
+use support::records::{ClientLayout, ClientRecord};
 use support::{Int8Catalog, Limits};
 
 const D: usize = 128;
@@ -84,24 +84,29 @@ fn main() {
         });
         g.finish();
         let m = |name: &str| support::median(&group_name, name);
-        rows.push(json!({
-            "layout": layout.to_string(),
-            "group_size": layout.group_size(),
-            "items": items,
-            "dimension": D,
-            "plaintext_seconds_t1": m("plaintext_t1"),
-            "key_generation_seconds": m("key_generation"),
-            "encrypt_seconds": m("encrypt"),
-            "decrypt_top10_seconds": m("decrypt_top10"),
-            "decrypt_top10_fresh_seconds": m("decrypt_top10_fresh_buffer"),
-            "query_message_bytes": sample.bytes.len(),
-            "response_message_bytes": response.len(),
-            "hint_message_bytes": served.hint_message().len(),
-        }));
+        rows.push(ClientLayout {
+            layout: layout.to_string(),
+            group_size: layout.group_size(),
+            items,
+            dimension: D,
+            plaintext_seconds_t1: m("plaintext_t1"),
+            key_generation_seconds: m("key_generation"),
+            encrypt_seconds: m("encrypt"),
+            decrypt_top10_seconds: m("decrypt_top10"),
+            decrypt_top10_fresh_seconds: m("decrypt_top10_fresh_buffer"),
+            query_message_bytes: sample.bytes.len(),
+            response_message_bytes: response.len(),
+            hint_message_bytes: served.hint_message().len(),
+        });
     }
     c.final_summary();
     support::record(
         &format!("client_{build}"),
-        json!({ "machine": support::machine(), "limits": limits.to_json(), "build": build, "layouts": rows }),
+        &ClientRecord {
+            machine: support::machine(),
+            limits: limits.record(),
+            build: build.to_string(),
+            layouts: rows,
+        },
     );
 }

@@ -24,7 +24,9 @@ use blindscore_common::Layout;
 use blindscore_server::load::{quantize_rows, LoadedItems};
 use blindscore_server::serving::{AppState, ServiceConfig, SpaceDeclaration};
 use criterion::BatchSize;
-use serde_json::{json, Value};
+use support::records::{
+    ClientBytes, EndToEndCatalog, EndToEndRecord, PnnsLayout, PnnsShape, ServedShape,
+};
 use support::{unit_rows, Int8Catalog, Limits};
 
 const D: usize = 128;
@@ -36,7 +38,11 @@ fn items(count: usize) -> LoadedItems {
 }
 
 /// Start the real server on a loopback port with one catalog, "bench".
-fn start(rt: &tokio::runtime::Runtime, count: usize, layout: Option<Layout>) -> (String, Value) {
+fn start(
+    rt: &tokio::runtime::Runtime,
+    count: usize,
+    layout: Option<Layout>,
+) -> (String, ServedShape) {
     // The benchmark's one client sends thousands of requests: no per-address limit.
     let state = AppState::new(ServiceConfig {
         layout,
@@ -77,16 +83,16 @@ fn start(rt: &tokio::runtime::Runtime, count: usize, layout: Option<Layout>) -> 
             t.elapsed().as_secs_f64()
         })
         .fold(f64::MAX, f64::min);
-    let info = json!({
-        "items": count,
-        "dimension": D,
-        "layout": shape.layout.to_string(),
-        "group_size": shape.layout.group_size(),
-        "catalog_bits": shape.catalog_bits,
-        "query_bits": shape.query_bits,
-        "load_seconds": load_seconds,
-        "server_seconds_t1_best_of_20": server_seconds,
-    });
+    let info = ServedShape {
+        items: count,
+        dimension: D,
+        layout: shape.layout.to_string(),
+        group_size: shape.layout.group_size(),
+        catalog_bits: shape.catalog_bits,
+        query_bits: shape.query_bits,
+        load_seconds,
+        server_seconds_t1_best_of_20: server_seconds,
+    };
     (url, info)
 }
 
@@ -101,13 +107,12 @@ fn main() {
     let preferences: Vec<f32> = unit_rows(1, D, 99);
     let none = HashSet::new();
     let mut c = support::criterion(5);
-    let mut record = serde_json::Map::new();
 
     // 100k x 128 with the defaults.
-    {
+    let catalog_100k = {
         let count = 100_000;
         eprintln!("== {count} x {D}: loading ...");
-        let (url, mut info) = start(&rt, count, None);
+        let (url, served) = start(&rt, count, None);
         let reference = Int8Catalog::new(count, D, 1);
         let q8 = support::random_query_i8(D, 2);
         let mut plain = vec![0i32; count];
@@ -160,28 +165,20 @@ fn main() {
         });
         g.finish();
         let m = |name: &str| support::median(group, name);
-        let fields = info.as_object_mut().expect("object");
-        for name in [
-            "plaintext_t1",
-            "warm",
-            "cold",
-            "warm_step_encrypt",
-            "warm_step_http_and_scoring",
-            "warm_step_decrypt_rank",
-        ] {
-            fields.insert(format!("{name}_seconds"), json!(m(name)));
+        EndToEndCatalog {
+            served,
+            bytes: client_bytes(&cost),
+            plaintext_t1_seconds: m("plaintext_t1"),
+            warm_seconds: m("warm"),
+            cold_seconds: m("cold"),
+            warm_step_encrypt_seconds: m("warm_step_encrypt"),
+            warm_step_http_and_scoring_seconds: m("warm_step_http_and_scoring"),
+            warm_step_decrypt_rank_seconds: m("warm_step_decrypt_rank"),
         }
-        fields.insert("bytes_up".into(), json!(cost.up));
-        fields.insert("bytes_down".into(), json!(cost.down));
-        fields.insert(
-            "bytes_once_per_version".into(),
-            json!(cost.once_per_version),
-        );
-        record.insert("catalog_100k".into(), info);
-    }
+    };
 
     // Apple PNNS's shape, every layout.
-    {
+    let pnns = {
         let count = 4096;
         let reference = Int8Catalog::new(count, D, 1);
         let q8 = support::random_query_i8(D, 2);
@@ -194,7 +191,7 @@ fn main() {
         let mut layouts = Vec::new();
         for layout in candidate_layouts(DEFAULT_PARAMS, D) {
             eprintln!("== {count} x {D}, {layout}: loading ...");
-            let (url, mut info) = start(&rt, count, Some(layout));
+            let (url, served) = start(&rt, count, Some(layout));
             let ranker = Ranker::new(&url);
             let cost = rt.block_on(ranker.cost("bench")).expect("cost");
             let name = format!("warm_b{}", layout.group_size());
@@ -204,27 +201,35 @@ fn main() {
                         .expect("rank")
                 })
             });
-            let fields = info.as_object_mut().expect("object");
-            fields.insert("warm_seconds".into(), json!(support::median(group, &name)));
-            fields.insert("bytes_up".into(), json!(cost.up));
-            fields.insert("bytes_down".into(), json!(cost.down));
-            fields.insert(
-                "bytes_once_per_version".into(),
-                json!(cost.once_per_version),
-            );
-            layouts.push(info);
+            layouts.push(PnnsLayout {
+                served,
+                bytes: client_bytes(&cost),
+                warm_seconds: support::median(group, &name),
+            });
         }
         g.finish();
-        record.insert(
-            "pnns_4096x128".into(),
-            json!({
-                "plaintext_t1_seconds": support::median(group, "plaintext_t1"),
-                "layouts": layouts,
-            }),
-        );
-    }
+        PnnsShape {
+            plaintext_t1_seconds: support::median(group, "plaintext_t1"),
+            layouts,
+        }
+    };
     c.final_summary();
-    record.insert("machine".into(), support::machine());
-    record.insert("limits".into(), limits.to_json());
-    support::record("end_to_end", Value::Object(record));
+    support::record(
+        "end_to_end",
+        &EndToEndRecord {
+            machine: support::machine(),
+            limits: limits.record(),
+            catalog_100k,
+            pnns_4096x128: pnns,
+        },
+    );
+}
+
+/// What the SDK reports a client pays.
+fn client_bytes(cost: &blindscore_client::core::QueryCost) -> ClientBytes {
+    ClientBytes {
+        bytes_up: cost.up,
+        bytes_down: cost.down,
+        bytes_once_per_version: cost.once_per_version,
+    }
 }

@@ -15,7 +15,9 @@ use blindscore_common::layout::CostModel;
 use blindscore_common::params::DEFAULT_PARAMS;
 use blindscore_common::{CatalogShape, Geometry, Layout, LayoutChoice};
 use blindscore_server::{CheckedQuery, Kernel};
-use serde_json::{json, Value};
+use support::records::{
+    EncryptedRun, LayoutBytes, PassPhases, ScoringRecord, ScoringShape, WireWidths,
+};
 use support::{Int8Catalog, Limits};
 
 const SHAPES: [(usize, usize); 10] = [
@@ -47,7 +49,7 @@ fn shapes() -> Vec<(usize, usize)> {
 
 /// Bytes per query of every layout the cost model considers, at the budget's widths for
 /// the worst-case int8 block norm (what a catalog of this size could need at most).
-fn layout_bytes(items: usize, d: usize) -> Vec<Value> {
+fn layout_bytes(items: usize, d: usize) -> Vec<LayoutBytes> {
     let params = DEFAULT_PARAMS;
     candidate_layouts(params, d)
         .into_iter()
@@ -57,14 +59,14 @@ fn layout_bytes(items: usize, d: usize) -> Vec<Value> {
             let shape =
                 CatalogShape::new(params, layout, d, items, 8, 8, norm, DEFAULT_FAILURE_LOG2)
                     .ok()?;
-            Some(json!({
-                "layout": layout.to_string(),
-                "group_size": layout.group_size(),
-                "query_bytes": shape.query_payload_bytes(),
-                "response_bytes": shape.response_payload_bytes(),
-                "hint_bytes": shape.hint_payload_bytes(),
-                "delta_log2": shape.budget.delta_log2,
-            }))
+            Some(LayoutBytes {
+                layout: layout.to_string(),
+                group_size: layout.group_size(),
+                query_bytes: shape.query_payload_bytes(),
+                response_bytes: shape.response_payload_bytes(),
+                hint_bytes: shape.hint_payload_bytes(),
+                delta_log2: shape.budget.delta_log2,
+            })
         })
         .collect()
 }
@@ -79,7 +81,7 @@ const PHASE_RUNS: usize = 9;
 fn pass_phases(
     evaluator: &blindscore_server::scan::Evaluator<'_>,
     queries: &[CheckedQuery],
-) -> Value {
+) -> PassPhases {
     let per_query = |d: std::time::Duration| d.as_secs_f64() / queries.len() as f64;
     let mut runs: Vec<[f64; 4]> = (0..PHASE_RUNS)
         .map(|_| {
@@ -101,13 +103,13 @@ fn pass_phases(
         runs.sort_by(|a, b| a[i].total_cmp(&b[i]));
         runs[PHASE_RUNS / 2][i]
     };
-    json!({
-        "runs": PHASE_RUNS,
-        "prepare": median(0),
-        "multiply_accumulate": median(1),
-        "inverse": median(2),
-        "total": median(3),
-    })
+    PassPhases {
+        runs: PHASE_RUNS,
+        prepare: median(0),
+        multiply_accumulate: median(1),
+        inverse: median(2),
+        total: median(3),
+    }
 }
 
 fn main() {
@@ -226,44 +228,48 @@ fn main() {
             served.set_kernel(Kernel::detect());
 
             let m = |name: &str| support::median(&group_name, name);
-            let encrypted_runs: Vec<Value> = runs
+            let encrypted_runs: Vec<EncryptedRun> = runs
                 .iter()
                 .filter_map(|(name, batch, threads, kernel)| {
                     let pass = m(name)?;
-                    Some(json!({
-                        "batch": batch,
-                        "threads": threads,
-                        "kernel": format!("{kernel:?}").to_lowercase(),
-                        "seconds_per_pass": pass,
-                        "seconds_per_query": pass / *batch as f64,
-                    }))
+                    Some(EncryptedRun {
+                        batch: *batch,
+                        threads: *threads,
+                        kernel: format!("{kernel:?}").to_lowercase(),
+                        seconds_per_pass: pass,
+                        seconds_per_query: pass / *batch as f64,
+                    })
                 })
                 .collect();
             let b = &served.shape().budget;
             let fourier_bytes = served.fourier().memory_bytes();
             let server_bytes = fourier_bytes + served.hint_message().len();
-            rows.push(json!({
-            "items": items,
-            "dimension": d,
-            "layout": layout.to_string(),
-            "group_size": layout.group_size(),
-            "cost_model_pick": layout == picked,
-            "plaintext_seconds_t1": m("plaintext_t1"),
-            "plaintext_seconds_all": m(&format!("plaintext_t{all}")),
-            "encrypted": encrypted_runs,
-            "stream_floor_seconds": fourier_bytes as f64 / limits.bandwidth,
-            "pass_phases_b16_t1": phases,
-            "fma_floor_seconds": 2.0 * d as f64 * items as f64 / limits.fma_rate,
-            "build_seconds": build_seconds,
-            "fourier_bytes": fourier_bytes,
-            "server_bytes_per_item": server_bytes as f64 / items as f64,
-            "query_message_bytes": encrypted[0].len(),
-            "response_message_bytes": response.len(),
-            "hint_message_bytes": served.hint_message().len(),
-            "bits": { "query": b.query_bits(), "response": b.response_bits(), "hint": b.hint_bits() },
-            "delta_log2": b.delta_log2,
-            "layouts": layout_bytes(items, d),
-        }));
+            rows.push(ScoringShape {
+                items,
+                dimension: d,
+                layout: layout.to_string(),
+                group_size: layout.group_size(),
+                cost_model_pick: layout == picked,
+                plaintext_seconds_t1: m("plaintext_t1"),
+                plaintext_seconds_all: m(&format!("plaintext_t{all}")),
+                encrypted: encrypted_runs,
+                stream_floor_seconds: fourier_bytes as f64 / limits.bandwidth,
+                pass_phases_b16_t1: phases,
+                fma_floor_seconds: 2.0 * d as f64 * items as f64 / limits.fma_rate,
+                build_seconds,
+                fourier_bytes,
+                server_bytes_per_item: server_bytes as f64 / items as f64,
+                query_message_bytes: encrypted[0].len(),
+                response_message_bytes: response.len(),
+                hint_message_bytes: served.hint_message().len(),
+                bits: WireWidths {
+                    query: b.query_bits(),
+                    response: b.response_bits(),
+                    hint: b.hint_bits(),
+                },
+                delta_log2: b.delta_log2,
+                layouts: layout_bytes(items, d),
+            });
             println!(
             "{label}: plaintext {:.3} ms; encrypted 1 query, 1 thread {:.3} ms; built in {:.1} s",
             m("plaintext_t1").unwrap_or(f64::NAN) * 1e3,
@@ -275,12 +281,12 @@ fn main() {
     c.final_summary();
     support::record(
         "scoring",
-        json!({
-            "machine": support::machine(),
-            "limits": limits.to_json(),
-            "kernel_fma_per_s_in_l1": support::batch_kernel_rate(),
-            "threads": all,
-            "shapes": rows,
-        }),
+        &ScoringRecord {
+            machine: support::machine(),
+            limits: limits.record(),
+            kernel_fma_per_s_in_l1: support::batch_kernel_rate(),
+            threads: all,
+            shapes: rows,
+        },
     );
 }

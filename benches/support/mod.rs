@@ -25,6 +25,7 @@ pub use common::{unit_rows, SplitMix};
 
 pub mod plaintext;
 pub mod probe;
+pub mod records;
 pub use plaintext::PlaintextCatalog;
 
 /// A catalog of uniform int8 values, as the server stores it and as the plaintext scan
@@ -188,8 +189,12 @@ impl Limits {
         limits
     }
 
-    pub fn to_json(self) -> Value {
-        json!({ "bandwidth_bytes_per_s": self.bandwidth, "fma_per_s": self.fma_rate })
+    /// The limits as the records carry them.
+    pub fn record(self) -> records::MachineLimits {
+        records::MachineLimits {
+            bandwidth_bytes_per_s: self.bandwidth,
+            fma_per_s: self.fma_rate,
+        }
     }
 }
 
@@ -258,7 +263,7 @@ pub fn median(group: &str, name: &str) -> Option<f64> {
 }
 
 /// The machine the run is on, as far as the process can tell.
-pub fn machine() -> Value {
+pub fn machine() -> records::Machine {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let cpu = cpuinfo
         .lines()
@@ -269,9 +274,10 @@ pub fn machine() -> Value {
         .lines()
         .find_map(|l| l.strip_prefix("flags"))
         .unwrap_or_default();
-    let simd: Vec<&str> = ["avx2", "fma", "avx512f", "avx512_vnni", "avx512ifma"]
+    let simd: Vec<String> = ["avx2", "fma", "avx512f", "avx512_vnni", "avx512ifma"]
         .into_iter()
         .filter(|f| flags.split_whitespace().any(|x| x == *f))
+        .map(String::from)
         .collect();
     let memory_gib = std::fs::read_to_string("/proc/meminfo")
         .ok()
@@ -281,21 +287,21 @@ pub fn machine() -> Value {
                 .and_then(|v| v.trim().trim_end_matches(" kB").parse::<f64>().ok())
         })
         .map(|kb| kb / (1 << 20) as f64);
-    json!({
-        "cpu": cpu,
-        "simd": simd,
-        "threads": rayon::current_num_threads(),
-        "memory_gib": memory_gib,
-        "tfhe_avx512_kernels": cfg!(feature = "avx512"),
-    })
+    records::Machine {
+        cpu,
+        simd,
+        threads: rayon::current_num_threads(),
+        memory_gib,
+        tfhe_avx512_kernels: cfg!(feature = "avx512"),
+    }
 }
 
 /// Leave this benchmark's figures for the report.
-pub fn record(bench: &str, value: Value) {
+pub fn record(bench: &str, value: &impl serde::Serialize) {
     let dir = target_dir().join("blindscore-bench");
     std::fs::create_dir_all(&dir).expect("create the record directory");
     let path = dir.join(format!("{bench}.json"));
-    std::fs::write(&path, serde_json::to_vec_pretty(&value).expect("json"))
+    std::fs::write(&path, serde_json::to_vec_pretty(value).expect("json"))
         .expect("write the record");
     eprintln!("figures written to {}", path.display());
 }

@@ -8,6 +8,12 @@
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode};
+
+// The record's type, shared with the report (`examples/bench_report/`).
+#[path = "../../support/records.rs"]
+#[allow(dead_code)]
+mod records;
+use records::NaiveRecord;
 use tfhe::prelude::*;
 use tfhe::{generate_keys, set_server_key, ConfigBuilder, FheInt32};
 
@@ -89,16 +95,16 @@ fn main() {
         .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
     let naive = median(&target, &group, "fheint32_mul_sum");
     let plain = median(&target, &group, "plaintext");
-    let record = serde_json::json!({
-        "items": items,
-        "dimension": d,
-        "threads": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        "tfhe": "1.8.2, high-level API, ConfigBuilder::default()",
-        "key_generation_seconds": keygen_seconds,
-        "seconds": naive,
-        "plaintext_seconds": plain,
-        "seconds_per_coordinate": naive.map(|s| s / (items * d) as f64),
-    });
+    let record = NaiveRecord {
+        items,
+        dimension: d,
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        tfhe: "1.8.2, high-level API, ConfigBuilder::default()".into(),
+        key_generation_seconds: keygen_seconds,
+        seconds: naive,
+        plaintext_seconds: plain,
+        seconds_per_coordinate: naive.map(|s| s / (items * d) as f64),
+    };
     let dir = std::env::var_os("BLINDSCORE_RECORD_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| target.join("blindscore-bench"));
@@ -108,5 +114,5 @@ fn main() {
         serde_json::to_vec_pretty(&record).expect("json"),
     )
     .expect("write the record");
-    println!("{record}");
+    println!("{}", serde_json::to_string(&record).expect("json"));
 }

@@ -1,0 +1,235 @@
+//! The figures each benchmark leaves in `target/blindscore-bench/` and the report reads
+//! (`examples/bench_report/`): one type per record file, written by its benchmark through
+//! serde and read back by the same type. A figure that is missing from a run (a benchmark
+//! filtered out) is an `Option`; a field missing from a file is an error, never a NaN.
+
+use serde::{Deserialize, Serialize};
+
+/// The machine a run is on.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Machine {
+    pub cpu: String,
+    pub simd: Vec<String>,
+    pub threads: usize,
+    pub memory_gib: Option<f64>,
+    pub tfhe_avx512_kernels: bool,
+}
+
+/// This machine's physical limits, measured on one thread.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct MachineLimits {
+    /// Sequential memory read, bytes per second.
+    pub bandwidth_bytes_per_s: f64,
+    /// f64 fused multiply-adds per second (AVX-512 where available).
+    pub fma_per_s: f64,
+}
+
+/// `scoring.json`: the server's scan against the plaintext scan.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ScoringRecord {
+    pub machine: Machine,
+    pub limits: MachineLimits,
+    /// f64 FMAs per second of the batch kernel on data held in L1.
+    pub kernel_fma_per_s_in_l1: f64,
+    /// Threads of the "all threads" runs.
+    pub threads: usize,
+    pub shapes: Vec<ScoringShape>,
+}
+
+impl ScoringRecord {
+    /// The figures of one shape and layout.
+    pub fn shape(
+        &self,
+        items: usize,
+        dimension: usize,
+        group_size: usize,
+    ) -> Option<&ScoringShape> {
+        self.shapes
+            .iter()
+            .find(|x| x.items == items && x.dimension == dimension && x.group_size == group_size)
+    }
+}
+
+/// One catalog shape in one layout.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ScoringShape {
+    pub items: usize,
+    pub dimension: usize,
+    pub layout: String,
+    pub group_size: usize,
+    /// Whether this is the layout the cost model picks for the shape.
+    pub cost_model_pick: bool,
+    pub plaintext_seconds_t1: Option<f64>,
+    pub plaintext_seconds_all: Option<f64>,
+    pub encrypted: Vec<EncryptedRun>,
+    /// The Fourier catalog's size over the measured read bandwidth.
+    pub stream_floor_seconds: f64,
+    /// Where a 16-query pass on one thread goes (1M x 128, column layout only).
+    pub pass_phases_b16_t1: Option<PassPhases>,
+    /// 2 d f64 FMAs per item at the measured FMA rate.
+    pub fma_floor_seconds: f64,
+    pub build_seconds: f64,
+    pub fourier_bytes: usize,
+    pub server_bytes_per_item: f64,
+    pub query_message_bytes: usize,
+    pub response_message_bytes: usize,
+    pub hint_message_bytes: usize,
+    pub bits: WireWidths,
+    pub delta_log2: u32,
+    /// Bytes of every layout the cost model considers for this shape.
+    pub layouts: Vec<LayoutBytes>,
+}
+
+impl ScoringShape {
+    /// Seconds per query of the run with this batch size, thread count and kernel.
+    pub fn run(&self, batch: usize, threads: usize, kernel: &str) -> Option<f64> {
+        self.encrypted
+            .iter()
+            .find(|r| r.batch == batch && r.threads == threads && r.kernel == kernel)
+            .map(|r| r.seconds_per_query)
+    }
+}
+
+/// One timed configuration of the encrypted scan.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EncryptedRun {
+    pub batch: usize,
+    pub threads: usize,
+    /// `avx512` or `portable`.
+    pub kernel: String,
+    pub seconds_per_pass: f64,
+    pub seconds_per_query: f64,
+}
+
+/// Medians per query of a pass's phases.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PassPhases {
+    pub runs: usize,
+    pub prepare: f64,
+    pub multiply_accumulate: f64,
+    pub inverse: f64,
+    pub total: f64,
+}
+
+/// Bits per word of each wire part.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct WireWidths {
+    pub query: u32,
+    pub response: u32,
+    pub hint: u32,
+}
+
+/// Payload bytes of one layout at the budget's widths for the worst-case int8 block norm.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LayoutBytes {
+    pub layout: String,
+    pub group_size: usize,
+    pub query_bytes: usize,
+    pub response_bytes: usize,
+    pub hint_bytes: usize,
+    pub delta_log2: u32,
+}
+
+/// `client_avx512.json` and `client_portable.json`: the client's work per query.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ClientRecord {
+    pub machine: Machine,
+    pub limits: MachineLimits,
+    /// `avx512` or `portable` (tfhe's FFT kernels).
+    pub build: String,
+    pub layouts: Vec<ClientLayout>,
+}
+
+/// The client's figures for one catalog layout.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ClientLayout {
+    pub layout: String,
+    pub group_size: usize,
+    pub items: usize,
+    pub dimension: usize,
+    pub plaintext_seconds_t1: Option<f64>,
+    pub key_generation_seconds: Option<f64>,
+    pub encrypt_seconds: Option<f64>,
+    pub decrypt_top10_seconds: Option<f64>,
+    pub decrypt_top10_fresh_seconds: Option<f64>,
+    pub query_message_bytes: usize,
+    pub response_message_bytes: usize,
+    pub hint_message_bytes: usize,
+}
+
+/// `end_to_end.json`: the SDK against the real server over loopback HTTP.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EndToEndRecord {
+    pub machine: Machine,
+    pub limits: MachineLimits,
+    pub catalog_100k: EndToEndCatalog,
+    pub pnns_4096x128: PnnsShape,
+}
+
+/// A catalog as the benchmark's server built it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ServedShape {
+    pub items: usize,
+    pub dimension: usize,
+    pub layout: String,
+    pub group_size: usize,
+    pub catalog_bits: u32,
+    pub query_bits: u32,
+    pub load_seconds: f64,
+    /// The server's own time for one query, one thread, best of 20.
+    pub server_seconds_t1_best_of_20: f64,
+}
+
+/// What a client pays per query and once per version.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct ClientBytes {
+    pub bytes_up: usize,
+    pub bytes_down: usize,
+    pub bytes_once_per_version: usize,
+}
+
+/// 100k x 128 with the operator's defaults, step by step.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EndToEndCatalog {
+    #[serde(flatten)]
+    pub served: ServedShape,
+    #[serde(flatten)]
+    pub bytes: ClientBytes,
+    pub plaintext_t1_seconds: Option<f64>,
+    pub warm_seconds: Option<f64>,
+    pub cold_seconds: Option<f64>,
+    pub warm_step_encrypt_seconds: Option<f64>,
+    pub warm_step_http_and_scoring_seconds: Option<f64>,
+    pub warm_step_decrypt_rank_seconds: Option<f64>,
+}
+
+/// Apple PNNS's shape, 4,096 x 128, in every layout.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PnnsShape {
+    pub plaintext_t1_seconds: Option<f64>,
+    pub layouts: Vec<PnnsLayout>,
+}
+
+/// One layout at PNNS's shape, end to end warm.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PnnsLayout {
+    #[serde(flatten)]
+    pub served: ServedShape,
+    #[serde(flatten)]
+    pub bytes: ClientBytes,
+    pub warm_seconds: Option<f64>,
+}
+
+/// `naive.json`: the naive tfhe-rs route (benches/naive).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NaiveRecord {
+    pub items: usize,
+    pub dimension: usize,
+    pub threads: usize,
+    /// tfhe's version and API.
+    pub tfhe: String,
+    pub key_generation_seconds: f64,
+    pub seconds: Option<f64>,
+    pub plaintext_seconds: Option<f64>,
+    pub seconds_per_coordinate: Option<f64>,
+}
