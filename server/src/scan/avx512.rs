@@ -1,9 +1,10 @@
 //! The AVX-512 kernels of the scan: the multiply-accumulate of one query or a pair of
 //! queries over a chunk, the rounding packer of the responses, and streaming stores. Every
 //! function here is `unsafe` and needs the CPU features its `target_feature` names; the
-//! safe wrappers in [`super::kernel`] and [`super::memory`] check them first.
+//! safe wrappers in [`super::kernel`] and [`super::memory`] check them first
+//! ([`super::cpu`]).
 
-use super::kernel::{TileSums, CHUNK_BLOCKS, TILE, TILE_F64};
+use super::tile::{TileSums, CHUNK_BLOCKS, TILE, TILE_F64};
 use std::arch::x86_64::*;
 
 /// Eight u64 lanes from an array, lane 0 first.
@@ -279,6 +280,10 @@ impl<'a> Prefetches<'a> {
         let lines = self.region.len() / 8;
         let from = (g * self.per_group).min(lines);
         let to = ((g + 1) * self.per_group).min(lines);
-        super::memory::prefetch_l2(&self.region[from * 8..to * 8]);
+        for line in self.region[from * 8..to * 8].chunks(8) {
+            // SAFETY: a prefetch is a hint that never faults; this address is inside the
+            // region anyway.
+            unsafe { _mm_prefetch::<_MM_HINT_T1>(line.as_ptr() as *const i8) };
+        }
     }
 }

@@ -11,8 +11,9 @@ use blindscore_common::encoding::{torus_to_word, word_to_torus};
 use blindscore_common::fourier::{c64, NegacyclicFft};
 use blindscore_common::{CatalogRef, CatalogShape, ProtocolError};
 
-use super::kernel::{Kernel, TileSums, CHUNK_BLOCKS, TILE, TILE_F64};
+use super::kernel::Kernel;
 use super::memory::{prefetch_l2, split_disjoint, store_fence, write_streaming, Scratch};
+use super::tile::{TileSums, CHUNK_BLOCKS, TILE, TILE_F64};
 use super::{CheckedQuery, FourierCatalog, ResponseMessage};
 
 /// Blocks scanned per span (whole chunks) for a batch of `queries` at polynomial size `n`.

@@ -15,8 +15,8 @@ use rayon::prelude::*;
 use blindscore_common::fourier::{c64, NegacyclicFft};
 use blindscore_common::{CatalogShape, Geometry, QuantizedCatalog};
 
-use super::kernel::{CHUNK_BLOCKS, TILE, TILE_F64};
 use super::memory::{aligned_zeros, AlignedF64};
+use super::tile::{CHUNK_BLOCKS, TILE, TILE_F64};
 
 /// Progress of a long build: called with (blocks done, blocks in all).
 pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Sync);

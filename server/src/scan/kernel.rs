@@ -13,20 +13,9 @@
 use blindscore_common::bitpack;
 use blindscore_common::encoding::torus_to_word;
 
-/// Fourier points per tile.
-pub const TILE: usize = 8;
-/// Blocks scanned together per chunk: 6 keeps a pair of queries' 24 accumulators, their
-/// query vectors and one catalog vector within the 32 vector registers.
-pub const CHUNK_BLOCKS: usize = 6;
-/// f64 values per (tile, group) vector: 8 real parts then 8 imaginary parts.
-pub const TILE_F64: usize = 2 * TILE;
-
-/// Accumulated tile results: `re[block]` and `im[block]`, 8 points each.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct TileSums {
-    pub re: [[f64; TILE]; CHUNK_BLOCKS],
-    pub im: [[f64; TILE]; CHUNK_BLOCKS],
-}
+#[cfg(target_arch = "x86_64")]
+use super::cpu::{avx512_detected, avx512bw_detected, streaming_prefetch};
+use super::tile::{TileSums, CHUNK_BLOCKS, TILE, TILE_F64};
 
 /// Which kernel runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,7 +52,7 @@ impl Kernel {
     /// Cache lines are requested a fixed distance ahead of the loads, past the end of `p`
     /// into `next` (what the next call reads), so memory streams while this runs.
     /// On CPUs whose hardware prefetchers stream the catalog faster without help (see
-    /// [`streaming_prefetch`]), `next` is not used.
+    /// [`streaming_prefetch`](super::cpu)), `next` is not used.
     #[inline]
     pub fn mac_tile(self, q: &[f64], stride: usize, p: &[f64], next: &[f64]) -> TileSums {
         let groups = p.len() / (CHUNK_BLOCKS * TILE_F64);
@@ -144,38 +133,6 @@ impl Kernel {
         let words = torus[done..].iter().map(|&t| torus_to_word(t, width));
         bitpack::pack_into(words, width, &mut out[rest..]);
     }
-}
-
-/// Whether the single-query kernel requests the catalog's lines ahead of its loads: on
-/// Intel's Xeon the requests make one thread's stream faster, on AMD's Zen 5 the hardware
-/// prefetchers do better alone (see docs/tuning.md). The batch kernel's requests of the
-/// next slice help on both.
-#[cfg(target_arch = "x86_64")]
-fn streaming_prefetch() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| {
-        let id = std::arch::x86_64::__cpuid(0);
-        let vendor: Vec<u8> = [id.ebx, id.edx, id.ecx]
-            .iter()
-            .flat_map(|r| r.to_le_bytes())
-            .collect();
-        vendor != b"AuthenticAMD"
-    })
-}
-
-/// Whether this CPU has AVX-512F and BW (byte-masked stores).
-#[cfg(target_arch = "x86_64")]
-#[inline]
-fn avx512bw_detected() -> bool {
-    avx512_detected() && std::arch::is_x86_feature_detected!("avx512bw")
-}
-
-/// Whether this CPU has AVX-512F (`is_x86_feature_detected!` caches its answer). Checked
-/// before every call of an AVX-512 kernel, so no `Kernel` value can run one without it.
-#[cfg(target_arch = "x86_64")]
-#[inline]
-pub(super) fn avx512_detected() -> bool {
-    std::arch::is_x86_feature_detected!("avx512f")
 }
 
 /// Values of `q` that `count` side-by-side queries' vectors of `groups` groups span.

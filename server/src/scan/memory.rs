@@ -215,7 +215,7 @@ pub fn prefetch_l2(data: &[f64]) {
 /// `dst` must be valid for `values.len()` writes and not overlap `values`.
 pub unsafe fn copy_streaming(dst: *mut f64, values: &[f64]) {
     #[cfg(target_arch = "x86_64")]
-    if super::kernel::avx512_detected()
+    if super::cpu::avx512_detected()
         && (dst as usize).is_multiple_of(64)
         && values.len().is_multiple_of(8)
     {
@@ -239,7 +239,7 @@ pub fn write_streaming(dst: &mut [f64], values: &[f64]) {
 /// large buffer cleared for reuse need not be read in first.
 pub fn zero_streaming(data: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
-    if super::kernel::avx512_detected() {
+    if super::cpu::avx512_detected() {
         let head = data.as_ptr().align_offset(64).min(data.len());
         let (head, rest) = data.split_at_mut(head);
         head.fill(0.0);

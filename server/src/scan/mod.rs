@@ -6,13 +6,15 @@
 //! * [`fourier_catalog`]: the catalog transformed once per version, laid out for the scan.
 //! * [`hint`]: the exact catalog hint, once per version.
 //! * [`evaluator`]: the batched body-only multiply-accumulate and inverse transforms.
-//! * [`kernel`]: the hot loop, dispatching to [`avx512`] or to its portable twin.
+//! * [`kernel`]: the hot loop, dispatching to [`avx512`] or to its portable twin, over the
+//!   units of [`tile`], as [`cpu`] says this CPU can.
 //! * [`memory`]: aligned buffers, their one pool, streaming stores.
 //! * [`response`]: encoded responses written in place.
 
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 mod avx512;
+mod cpu;
 pub mod evaluator;
 pub mod fourier_catalog;
 pub mod hint;
@@ -23,6 +25,7 @@ pub mod memory;
 pub mod query;
 pub mod response;
 pub mod served;
+pub mod tile;
 
 pub use evaluator::{Evaluator, PassTimings, PreparedBatch};
 pub use fourier_catalog::{FourierCatalog, Progress};
