@@ -3,7 +3,7 @@
 //! threads, each beside the plaintext int8 scan of the same data in the same run.
 //!
 //! `cargo bench --bench scoring`; `BLINDSCORE_BENCH_SHAPES=100000x128,1000000x128` picks
-//! shapes. Also records, for every shape and every layout the cost model considers, the
+//! shapes. Also records, for every shape and every layout the layout objective considers, the
 //! bytes up, down and of the one-time hint, and for the column layout the build time and
 //! the server memory per item. Figures go to `target/blindscore-bench/scoring.json`.
 
@@ -11,7 +11,7 @@ mod support;
 
 use blindscore_common::budget::{BudgetInput, DEFAULT_FAILURE_LOG2};
 use blindscore_common::catalog::candidate_layouts;
-use blindscore_common::layout::CostModel;
+use blindscore_common::objective::Objective;
 use blindscore_common::params::DEFAULT_PARAMS;
 use blindscore_common::{CatalogShape, Geometry, Layout, LayoutChoice};
 use blindscore_server::{CheckedQuery, Kernel};
@@ -47,7 +47,7 @@ fn shapes() -> Vec<(usize, usize)> {
     }
 }
 
-/// Bytes per query of every layout the cost model considers, at the budget's widths for
+/// Bytes per query of every layout the layout objective considers, at the budget's widths for
 /// the worst-case int8 block norm (what a catalog of this size could need at most).
 fn layout_bytes(items: usize, d: usize) -> Vec<LayoutBytes> {
     let params = DEFAULT_PARAMS;
@@ -122,12 +122,12 @@ fn main() {
         let label = format!("{}x{d}", support::items_label(items));
         eprintln!("== {label}: building the catalog ...");
         let data = Int8Catalog::new(items, d, 42 + d as u64);
-        // The column layout everywhere, and the cost model's pick where it differs.
+        // The column layout everywhere, and the layout objective's pick where it differs.
         let picked = CatalogShape::for_catalog(
             DEFAULT_PARAMS,
             &data.quantized,
             8,
-            LayoutChoice::Auto(CostModel::default()),
+            LayoutChoice::Auto(Objective::default()),
         )
         .map(|shape| shape.layout)
         .unwrap_or(Layout::Column);

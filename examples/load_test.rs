@@ -49,7 +49,7 @@ struct Args {
     /// Allowed growth of the server's resident memory over the run, percent.
     #[arg(long, default_value_t = 5.0)]
     memory_tolerance: f64,
-    /// The layout's group size b (1 = column); by default the server's cost model picks.
+    /// The layout's group size b (1 = column); by default the server's layout objective picks.
     #[arg(long)]
     group_size: Option<u32>,
     /// Instead of the load: measure this (client) process's peak memory while it fetches,

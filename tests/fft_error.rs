@@ -114,7 +114,7 @@ fn the_fft_error_at_the_shapes_served_today() {
 }
 
 /// The demo catalog's and 1M x 128's shapes, as the server chooses them from their real
-/// norms under both budget revisions: the demo catalog (the cost model's layout) gets the
+/// norms under both budget revisions: the demo catalog (the layout objective's layout) gets the
 /// same widths, layout, Delta and wire widths; 1M x 128 unit vectors in the column layout
 /// lose one bit of catalog precision to revision 2's FFT term, which is why revision 2 is
 /// a parameter row of its own (a new catalog version).
@@ -122,7 +122,7 @@ fn the_fft_error_at_the_shapes_served_today() {
 fn the_shapes_served_today_under_both_budget_revisions() {
     use blindscore_common::api::Normalisation;
     use blindscore_common::catalog::widest_catalog;
-    use blindscore_common::layout::CostModel;
+    use blindscore_common::objective::Objective;
     use blindscore_common::params::GLWE_2048_TUNIFORM17_BUDGET1;
     use blindscore_demo::DemoCatalog;
     use blindscore_server::load::{demo_items, quantize_rows};
@@ -140,7 +140,7 @@ fn the_shapes_served_today_under_both_budget_revisions() {
         )
     };
     let demo = demo_items(&DemoCatalog::load().unwrap()).unwrap().catalog;
-    let auto = LayoutChoice::Auto(CostModel::default());
+    let auto = LayoutChoice::Auto(Objective::default());
     assert_eq!(
         chosen(&demo, auto, &GLWE_2048_TUNIFORM17_BUDGET1),
         chosen(&demo, auto, DEFAULT_PARAMS)

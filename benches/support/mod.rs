@@ -125,7 +125,7 @@ pub fn serve(catalog: &QuantizedCatalog, layout: Layout) -> (ServedCatalog, f64)
     serve_with(catalog, LayoutChoice::Fixed(layout))
 }
 
-/// [`serve`] with the layout fixed or left to the cost model.
+/// [`serve`] with the layout fixed or left to the layout objective.
 pub fn serve_with(catalog: &QuantizedCatalog, layout: LayoutChoice) -> (ServedCatalog, f64) {
     let started = Instant::now();
     let served = ServedCatalog::build(
@@ -297,11 +297,16 @@ pub fn machine() -> records::Machine {
     }
 }
 
-/// Leave this benchmark's figures for the report.
-pub fn record(bench: &str, value: &impl serde::Serialize) {
+/// Where a file of the benchmarks' records goes.
+pub fn record_path(file: &str) -> PathBuf {
     let dir = target_dir().join("blindscore-bench");
     std::fs::create_dir_all(&dir).expect("create the record directory");
-    let path = dir.join(format!("{bench}.json"));
+    dir.join(file)
+}
+
+/// Leave this benchmark's figures for the report.
+pub fn record(bench: &str, value: &impl serde::Serialize) {
+    let path = record_path(&format!("{bench}.json"));
     std::fs::write(&path, serde_json::to_vec_pretty(value).expect("json"))
         .expect("write the record");
     eprintln!("figures written to {}", path.display());

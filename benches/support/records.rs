@@ -57,7 +57,7 @@ pub struct ScoringShape {
     pub dimension: usize,
     pub layout: String,
     pub group_size: usize,
-    /// Whether this is the layout the cost model picks for the shape.
+    /// Whether this is the layout the layout objective picks for the shape.
     pub cost_model_pick: bool,
     pub plaintext_seconds_t1: Option<f64>,
     pub plaintext_seconds_all: Option<f64>,
@@ -76,7 +76,7 @@ pub struct ScoringShape {
     pub hint_message_bytes: usize,
     pub bits: WireWidths,
     pub delta_log2: u32,
-    /// Bytes of every layout the cost model considers for this shape.
+    /// Bytes of every layout the layout objective considers for this shape.
     pub layouts: Vec<LayoutBytes>,
 }
 
@@ -218,6 +218,65 @@ pub struct PnnsLayout {
     #[serde(flatten)]
     pub bytes: ClientBytes,
     pub warm_seconds: Option<f64>,
+}
+
+/// `layouts.json`: the server time of every layout the objective may choose.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LayoutsRecord {
+    pub machine: Machine,
+    pub limits: MachineLimits,
+    /// Items of the measured catalogs.
+    pub items: [usize; 2],
+    /// Items of the committed table's measurements.
+    pub table_items: [usize; 2],
+    pub rows: Vec<LayoutTime>,
+    /// The objective's choice for a few catalog shapes.
+    pub choices: Vec<ObjectiveChoice>,
+}
+
+/// The layout objective's choice for one catalog shape (L2-normalised rows).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ObjectiveChoice {
+    pub items: usize,
+    pub dimension: usize,
+    /// The widest width the budget allows, chosen with the layout.
+    pub catalog_bits: u32,
+    pub queries_per_version: u32,
+    /// Seconds the width and layout search took.
+    pub search_seconds: f64,
+    /// The most server seconds per query a layout may take.
+    pub allowed_seconds: Option<f64>,
+    /// The quantized catalog, packed: what ranking on the device downloads.
+    pub plaintext_catalog_bytes: usize,
+    pub candidates: Vec<CandidateBytes>,
+}
+
+/// One layout the objective considered (payload bytes).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CandidateBytes {
+    pub layout: String,
+    pub group_size: usize,
+    pub query_bytes: usize,
+    pub response_bytes: usize,
+    pub hint_bytes: usize,
+    pub first_query_bytes: usize,
+    pub bytes_over_queries: usize,
+    /// From the committed table.
+    pub server_seconds: Option<f64>,
+    /// Within the server-time allowance.
+    pub allowed: bool,
+    pub chosen: bool,
+}
+
+/// One group size: seconds per query (16-query pass, one thread) at two dimensions and two
+/// item counts (`seconds[dimension][items]`), as measured and as the committed table has
+/// them at the table's item counts.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LayoutTime {
+    pub group_size: u32,
+    pub dimensions: [u32; 2],
+    pub seconds: [[f64; 2]; 2],
+    pub committed: [[Option<f64>; 2]; 2],
 }
 
 /// `naive.json`: the naive tfhe-rs route (benches/naive).

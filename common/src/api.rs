@@ -100,6 +100,65 @@ pub struct VersionInfo {
     pub dimension_scales: bool,
     /// How to turn an integer score into a float score, in words.
     pub rescale: String,
+    /// Bytes a new client transfers for its first ranking of this version: the
+    /// description, hint, ids and scales once, then the query and its response.
+    #[serde(default)]
+    pub first_query_bytes: usize,
+    /// Bytes of each later ranking of this version: the query and its response.
+    #[serde(default)]
+    pub later_query_bytes: usize,
+    /// The encrypted route against downloading the quantized catalog and ranking on the
+    /// device, over the first Q queries of the version.
+    #[serde(default)]
+    pub plaintext_alternative: Option<PlaintextAlternative>,
+}
+
+/// What a client would pay to rank on the device instead: the catalog's embeddings are
+/// public to clients by design, so an app may download the quantized catalog once and
+/// score it locally, sending nothing about its user.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlaintextAlternative {
+    /// Q: the queries of a version the comparison counts.
+    pub queries_per_version: u32,
+    /// The encrypted route over Q queries: the first query's bytes, then Q - 1 later ones.
+    pub encrypted_bytes: usize,
+    /// The on-device route: the quantized catalog packed at its width, with the ids and
+    /// scales both routes need.
+    pub plaintext_bytes: usize,
+    /// Whether the encrypted route costs the client fewer bytes over Q queries.
+    pub encryption_saves_bytes: bool,
+}
+
+/// The bytes a version costs a client, as [`VersionInfo::describe`] states them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TransferBytes {
+    /// Description, hint, ids and scales: once per version.
+    pub once_per_version: usize,
+    /// The ids and scales alone (part of `once_per_version`; both routes need them).
+    pub ids_and_scales: usize,
+    /// One query message.
+    pub query_message: usize,
+    /// One response message.
+    pub response_message: usize,
+    /// Q of the layout objective.
+    pub queries_per_version: u32,
+}
+
+impl TransferBytes {
+    /// The comparison with ranking on the device, for a shape.
+    pub fn plaintext_alternative(&self, shape: &CatalogShape) -> PlaintextAlternative {
+        let q = self.queries_per_version.max(1) as usize;
+        let later = self.query_message + self.response_message;
+        let encrypted_bytes = self.once_per_version + q * later;
+        let plaintext_bytes = shape.plaintext_catalog_bytes() + self.ids_and_scales;
+        PlaintextAlternative {
+            queries_per_version: self.queries_per_version,
+            encrypted_bytes,
+            plaintext_bytes,
+            encryption_saves_bytes: encrypted_bytes < plaintext_bytes,
+        }
+    }
 }
 
 /// Bits per wire word.
@@ -148,8 +207,10 @@ impl VersionInfo {
         hint_bytes: usize,
         hint_sha256: &[u8; 32],
         dimension_scales: bool,
+        transfer: &TransferBytes,
     ) -> Self {
         let b = &shape.budget;
+        let later = transfer.query_message + transfer.response_message;
         VersionInfo {
             version: version.to_hex(),
             param_id: shape.params.id.0,
@@ -175,6 +236,9 @@ impl VersionInfo {
             hint_sha256: crate::digest::hex(hint_sha256),
             dimension_scales,
             rescale: RESCALE_RULE.into(),
+            first_query_bytes: transfer.once_per_version + later,
+            later_query_bytes: later,
+            plaintext_alternative: Some(transfer.plaintext_alternative(shape)),
         }
     }
 
@@ -449,6 +513,9 @@ mod tests {
             hint_sha256: "00".repeat(32),
             dimension_scales: false,
             rescale: RESCALE_RULE.into(),
+            first_query_bytes: 10,
+            later_query_bytes: 2,
+            plaintext_alternative: None,
         };
         let mut info = CatalogInfo {
             name: "c".into(),

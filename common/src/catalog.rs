@@ -2,7 +2,8 @@
 
 use crate::budget::{max_abs_for_bits, BudgetInput, NoiseBudget, DEFAULT_FAILURE_LOG2};
 use crate::error::ProtocolError;
-use crate::layout::{packed_len, CostModel, Geometry, Layout, LayoutCost};
+use crate::layout::{packed_len, Geometry, Layout};
+use crate::objective::{server_seconds, Candidate, Objective};
 use crate::params::GlweParams;
 
 /// Largest dimension a client accepts from a description.
@@ -86,16 +87,38 @@ impl QuantizedCatalog {
 
     /// The largest squared Frobenius norm of any block of `items_per_block` items.
     pub fn block_norm_sq(&self, items_per_block: usize) -> u64 {
+        block_norm_sq(&self.item_norms_sq(), items_per_block)
+    }
+
+    /// Each item's squared norm.
+    pub fn item_norms_sq(&self) -> Vec<u64> {
         self.values
-            .chunks(items_per_block * self.dimension)
-            .map(|block| {
-                block
-                    .iter()
-                    .map(|&v| (v as i64 * v as i64) as u64)
-                    .sum::<u64>()
+            .chunks_exact(self.dimension)
+            .map(|row| row.iter().map(|&v| (v as i64 * v as i64) as u64).sum())
+            .collect()
+    }
+
+    /// Each item's squared norm once requantized to `bits` (as [`Self::requantize`] would
+    /// round its values), without building the requantized catalog: one pass through a
+    /// table of the squared rounded values.
+    pub fn item_norms_sq_at(&self, bits: u32) -> Vec<u64> {
+        let from = max_abs_for_bits(self.bits) as f64;
+        let to = max_abs_for_bits(bits) as f64;
+        let max = max_abs_for_bits(self.bits) as i32;
+        let squares: Vec<u64> = (-max..=max)
+            .map(|v| {
+                let r = (v as f64 * to / from).round() as i64;
+                (r * r) as u64
             })
-            .max()
-            .unwrap_or(0)
+            .collect();
+        self.values
+            .chunks_exact(self.dimension)
+            .map(|row| {
+                row.iter()
+                    .map(|&v| squares[(v as i32 + max) as usize])
+                    .sum()
+            })
+            .collect()
     }
 
     /// The same vectors at fewer bits: every value scaled by `max(bits) / max(self.bits)`
@@ -129,13 +152,22 @@ impl QuantizedCatalog {
     }
 }
 
+/// The largest sum of `items_per_block` consecutive item norms: a block's squared norm.
+pub fn block_norm_sq(item_norms_sq: &[u64], items_per_block: usize) -> u64 {
+    item_norms_sq
+        .chunks(items_per_block.max(1))
+        .map(|block| block.iter().sum::<u64>())
+        .max()
+        .unwrap_or(0)
+}
+
 /// How the layout is chosen for a catalog.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LayoutChoice {
     /// The operator fixed it.
     Fixed(Layout),
-    /// The cost model picks b.
-    Auto(CostModel),
+    /// The objective picks b (see [`crate::objective`]).
+    Auto(Objective),
 }
 
 /// Everything that follows from a catalog's parameters, sizes and widths: the geometry and
@@ -237,60 +269,91 @@ impl CatalogShape {
         })
     }
 
-    /// The shape of a quantized catalog, with the layout fixed or picked by the cost model.
+    /// The shape of a quantized catalog, with the layout fixed or picked by the objective.
     pub fn for_catalog(
         params: &'static GlweParams,
         catalog: &QuantizedCatalog,
         query_bits: u32,
         choice: LayoutChoice,
     ) -> Result<Self, ProtocolError> {
+        CatalogShape::for_item_norms(
+            params,
+            catalog.dimension(),
+            catalog.bits(),
+            query_bits,
+            &catalog.item_norms_sq(),
+            choice,
+        )
+    }
+
+    /// The shape of a catalog of `bits`-bit values whose items have these squared norms
+    /// (all a shape needs of the values), with the layout fixed or picked by the objective.
+    pub fn for_item_norms(
+        params: &'static GlweParams,
+        dimension: usize,
+        bits: u32,
+        query_bits: u32,
+        item_norms_sq: &[u64],
+        choice: LayoutChoice,
+    ) -> Result<Self, ProtocolError> {
         let build = |layout: Layout| {
-            let b = layout.group_size();
-            let norm = catalog.block_norm_sq(params.polynomial_size.0 / b);
+            let per_block = params.polynomial_size.0 / layout.group_size();
             CatalogShape::new(
                 params,
                 layout,
-                catalog.dimension(),
-                catalog.items(),
-                catalog.bits(),
+                dimension,
+                item_norms_sq.len(),
+                bits,
                 query_bits,
-                norm,
+                block_norm_sq(item_norms_sq, per_block),
                 DEFAULT_FAILURE_LOG2,
             )
         };
         match choice {
             LayoutChoice::Fixed(layout) => build(layout),
-            LayoutChoice::Auto(model) => {
-                let mut best: Option<(f64, CatalogShape)> = None;
+            LayoutChoice::Auto(objective) => {
+                let mut shapes = Vec::new();
                 let mut last_err = None;
-                for layout in candidate_layouts(params, catalog.dimension()) {
+                for layout in candidate_layouts(params, dimension) {
                     match build(layout) {
-                        Ok(shape) => {
-                            let cost = shape.cost(&model).total_seconds;
-                            if best.as_ref().is_none_or(|(c, _)| cost < *c) {
-                                best = Some((cost, shape));
-                            }
-                        }
+                        Ok(shape) => shapes.push(shape),
                         Err(e) => last_err = Some(e),
                     }
                 }
-                match best {
-                    Some((_, shape)) => Ok(shape),
-                    None => Err(last_err
-                        .unwrap_or(ProtocolError::BudgetInfeasible("no layout fits".into()))),
+                let candidates: Vec<Candidate> = shapes.iter().map(|s| s.candidate()).collect();
+                match objective.choose(&candidates) {
+                    Some(i) => Ok(shapes[i]),
+                    None => Err(last_err.unwrap_or_else(|| {
+                        ProtocolError::BudgetInfeasible(
+                            "no layout with a measured server time fits the noise budget".into(),
+                        )
+                    })),
                 }
             }
         }
     }
 
-    /// Price this shape with a cost model.
-    pub fn cost(&self, model: &CostModel) -> LayoutCost {
-        model.price(
-            &self.geometry,
-            self.layout,
-            self.budget.query_bits(),
-            self.budget.hint_bits(),
-            self.budget.response_bits(),
+    /// This shape as the layout objective sees it: its payload bytes and its server time.
+    pub fn candidate(&self) -> Candidate {
+        Candidate {
+            layout: self.layout,
+            query_bytes: self.query_payload_bytes(),
+            response_bytes: self.response_payload_bytes(),
+            hint_bytes: self.hint_payload_bytes(),
+            server_seconds: server_seconds(
+                self.layout,
+                self.geometry.items,
+                self.geometry.dimension,
+            ),
+        }
+    }
+
+    /// Bytes of the quantized catalog itself, packed at its width: what a client would
+    /// download to rank on the device instead (the catalog is public to clients).
+    pub fn plaintext_catalog_bytes(&self) -> usize {
+        packed_len(
+            self.geometry.items * self.geometry.dimension,
+            self.catalog_bits,
         )
     }
 
@@ -324,30 +387,99 @@ impl CatalogShape {
 pub const MIN_USEFUL_CATALOG_BITS: u32 = 6;
 
 /// The widest catalog values the noise budget allows for this catalog's real block norms
-/// and dimension, at the given query width: tries widths from the catalog's own (up to 16)
-/// down to [`MIN_USEFUL_CATALOG_BITS`]. Returns the shape, the requantized catalog and the
-/// factor by which per-item scales must be multiplied; refuses a catalog that does not fit
-/// at a useful width, naming the limit.
+/// and dimension, at the given query width, with the layout. For each layout considered
+/// (the fixed one, or every candidate of the objective), its widest width: the first, from
+/// the catalog's own (up to 16) down to [`MIN_USEFUL_CATALOG_BITS`], at which the
+/// requantized catalog's shape in that layout fits. The objective then chooses among the
+/// layouts at their widths. Returns the shape, the requantized catalog and the factor by
+/// which per-item scales must be multiplied; refuses a catalog that does not fit at a useful
+/// width, naming the limit.
+///
+/// Each item's norm is read once at the catalog's width. At a narrower width no item can
+/// be smaller than `(s |v| - sqrt(d) / 2)^2` (s the width's scale; rounding moves each value
+/// by at most 1/2), and every check of a shape that fails at smaller norms fails at larger
+/// ones too: a width a layout fails at even with those bounds is passed over without a look
+/// at the values. Otherwise the items' exact norms at that width come from one pass through
+/// a table of squared rounded values, shared by every layout; only the chosen width is
+/// requantized.
 pub fn widest_catalog(
     params: &'static GlweParams,
     catalog: &QuantizedCatalog,
     query_bits: u32,
     choice: LayoutChoice,
 ) -> Result<(CatalogShape, QuantizedCatalog, f64), ProtocolError> {
+    let d = catalog.dimension();
+    let layouts = match choice {
+        LayoutChoice::Fixed(layout) => vec![layout],
+        LayoutChoice::Auto(_) => candidate_layouts(params, d),
+    };
+    let shape_at = |layout: Layout, bits: u32, norms: &[u64]| {
+        CatalogShape::for_item_norms(
+            params,
+            d,
+            bits,
+            query_bits,
+            norms,
+            LayoutChoice::Fixed(layout),
+        )
+    };
+    let source = catalog.item_norms_sq();
+    let from = max_abs_for_bits(catalog.bits()) as f64;
+    let half = (d as f64).sqrt() / 2.0;
+    // Each layout's shape at its widest width, once found.
+    let mut found: Vec<Option<CatalogShape>> = vec![None; layouts.len()];
     let mut last = None;
     for bits in (MIN_USEFUL_CATALOG_BITS..=catalog.bits()).rev() {
-        let (narrow, factor) = catalog.requantize(bits)?;
-        match CatalogShape::for_catalog(params, &narrow, query_bits, choice) {
-            Ok(shape) => return Ok((shape, narrow, factor)),
-            Err(e) => last = Some(e),
+        if found.iter().all(Option::is_some) {
+            break;
+        }
+        let scale = max_abs_for_bits(bits) as f64 / from;
+        let floor: Vec<u64> = source
+            .iter()
+            .map(|&n| {
+                let low = scale * (n as f64).sqrt() - half;
+                // A little below the bound, so that float rounding cannot lift it above.
+                (low.max(0.0).powi(2) * (1.0 - 1e-9)).floor() as u64
+            })
+            .collect();
+        let mut exact: Option<Vec<u64>> = None;
+        for (k, layout) in layouts.iter().enumerate() {
+            if found[k].is_some() {
+                continue;
+            }
+            if bits > MIN_USEFUL_CATALOG_BITS {
+                if let Err(e) = shape_at(*layout, bits, &floor) {
+                    last = Some(e);
+                    continue;
+                }
+            }
+            let norms = exact.get_or_insert_with(|| catalog.item_norms_sq_at(bits));
+            match shape_at(*layout, bits, norms) {
+                Ok(shape) => found[k] = Some(shape),
+                Err(e) => last = Some(e),
+            }
         }
     }
-    Err(ProtocolError::BudgetInfeasible(format!(
-        "this catalog (d = {}, {} items) does not fit the noise budget even at {MIN_USEFUL_CATALOG_BITS}-bit values with {query_bits}-bit queries ({}); use fewer dimensions or narrower queries",
-        catalog.dimension(),
-        catalog.items(),
-        last.map_or_else(String::new, |e| e.to_string())
-    )))
+    let shapes: Vec<CatalogShape> = found.into_iter().flatten().collect();
+    let chosen = match choice {
+        LayoutChoice::Fixed(_) => shapes.first().copied(),
+        LayoutChoice::Auto(objective) => {
+            let candidates: Vec<Candidate> = shapes.iter().map(|s| s.candidate()).collect();
+            objective.choose(&candidates).map(|i| shapes[i])
+        }
+    };
+    match chosen {
+        Some(shape) => {
+            let (narrow, factor) = catalog.requantize(shape.catalog_bits)?;
+            Ok((shape, narrow, factor))
+        }
+        None => Err(ProtocolError::BudgetInfeasible(format!(
+            "this catalog (d = {}, {} items) does not fit the noise budget even at {MIN_USEFUL_CATALOG_BITS}-bit values with {query_bits}-bit queries ({}); use fewer dimensions or narrower queries",
+            catalog.dimension(),
+            catalog.items(),
+            last.map_or_else(|| "no layout with a measured server time fits".into(), |e: ProtocolError| e.to_string())
+        ))),
+    }
 }
 
 /// The largest dimension whose worst case (every value at its bound, full blocks of
@@ -419,15 +551,136 @@ mod tests {
     }
 
     #[test]
-    fn cost_model_prefers_grouping_for_small_catalogs() {
+    fn the_objective_groups_small_catalogs() {
         let c = QuantizedCatalog::new(128, 8, vec![1; 128 * 4096]).unwrap();
         let shape = CatalogShape::for_catalog(
             &GLWE_2048_TUNIFORM17,
             &c,
             8,
-            LayoutChoice::Auto(CostModel::default()),
+            LayoutChoice::Auto(Objective::default()),
         )
         .unwrap();
         assert_ne!(shape.layout, Layout::Column);
+    }
+
+    /// The exhaustive search: for each layout, requantize at every width from the widest
+    /// down and take the first whose shape (block norms read from the values) fits; then
+    /// let the objective choose among the layouts at their widths.
+    fn exhaustive(
+        catalog: &QuantizedCatalog,
+        query_bits: u32,
+        choice: LayoutChoice,
+    ) -> Option<(CatalogShape, QuantizedCatalog)> {
+        let layouts = match choice {
+            LayoutChoice::Fixed(layout) => vec![layout],
+            LayoutChoice::Auto(_) => candidate_layouts(&GLWE_2048_TUNIFORM17, catalog.dimension()),
+        };
+        let widest = |layout: Layout| {
+            (MIN_USEFUL_CATALOG_BITS..=catalog.bits())
+                .rev()
+                .find_map(|bits| {
+                    let (narrow, _) = catalog.requantize(bits).unwrap();
+                    let per_block = GLWE_2048_TUNIFORM17.polynomial_size.0 / layout.group_size();
+                    let norm = narrow
+                        .values()
+                        .chunks(per_block * narrow.dimension())
+                        .map(|b| b.iter().map(|&v| (v as i64 * v as i64) as u64).sum::<u64>())
+                        .max()
+                        .unwrap();
+                    CatalogShape::new(
+                        &GLWE_2048_TUNIFORM17,
+                        layout,
+                        narrow.dimension(),
+                        narrow.items(),
+                        bits,
+                        query_bits,
+                        norm,
+                        DEFAULT_FAILURE_LOG2,
+                    )
+                    .ok()
+                    .map(|shape| (shape, narrow))
+                })
+        };
+        let found: Vec<(CatalogShape, QuantizedCatalog)> =
+            layouts.into_iter().filter_map(widest).collect();
+        let i = match choice {
+            LayoutChoice::Fixed(_) => (!found.is_empty()).then_some(0)?,
+            LayoutChoice::Auto(objective) => {
+                let candidates: Vec<Candidate> = found.iter().map(|(s, _)| s.candidate()).collect();
+                objective.choose(&candidates)?
+            }
+        };
+        found.into_iter().nth(i)
+    }
+
+    #[test]
+    fn the_width_search_finds_the_exhaustive_searchs_widths() {
+        // Rows of several norms and spreads, loaded at 16 bits as the service loads floats.
+        let mut state = 7u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as f64 / (1u64 << 31) as f64
+        };
+        for (items, d, query_bits) in [
+            (3000, 64, 8),
+            (20_000, 128, 8),
+            (5000, 384, 6),
+            (700, 16, 10),
+        ] {
+            let mut values = Vec::with_capacity(items * d);
+            for i in 0..items {
+                // Some rows spiky, some flat, some small.
+                let spike = i % 7 == 0;
+                let row: Vec<f64> = (0..d)
+                    .map(|j| {
+                        let x = next() * 2.0 - 1.0;
+                        if spike && j == 0 {
+                            8.0
+                        } else {
+                            x
+                        }
+                    })
+                    .collect();
+                let max = row.iter().fold(0f64, |m, x| m.max(x.abs()));
+                let shrink = if i % 5 == 0 { 0.3 } else { 1.0 };
+                values.extend(
+                    row.iter()
+                        .map(|x| (x / max * 32767.0 * shrink).round() as i16),
+                );
+            }
+            let catalog = QuantizedCatalog::new(d, 16, values).unwrap();
+            for choice in [
+                LayoutChoice::Auto(Objective::default()),
+                LayoutChoice::Fixed(Layout::Column),
+                LayoutChoice::Fixed(Layout::Grouped(8)),
+            ] {
+                let fast = widest_catalog(&GLWE_2048_TUNIFORM17, &catalog, query_bits, choice).ok();
+                let slow = exhaustive(&catalog, query_bits, choice);
+                assert_eq!(
+                    fast.as_ref().map(|(s, c, _)| (*s, c.clone())),
+                    slow,
+                    "{items} x {d}, {query_bits}-bit queries, {choice:?}"
+                );
+                assert!(fast.is_some(), "{items} x {d}: some width fits");
+            }
+        }
+    }
+
+    #[test]
+    fn item_norms_at_a_width_are_those_of_the_requantized_values() {
+        let values: Vec<i16> = (0..4000)
+            .map(|i| ((i * 7919) % 65535 - 32767) as i16)
+            .collect();
+        let catalog = QuantizedCatalog::new(40, 16, values).unwrap();
+        for bits in [16, 11, 8, 6, 2] {
+            let (narrow, _) = catalog.requantize(bits).unwrap();
+            assert_eq!(
+                catalog.item_norms_sq_at(bits),
+                narrow.item_norms_sq(),
+                "{bits} bits"
+            );
+        }
     }
 }

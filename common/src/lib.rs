@@ -4,7 +4,8 @@
 //!   codes) and [`artefacts`]: the encodings of the ids and scales.
 //! * [`params`]: the parameter table compiled into every build, keyed by [`ParamId`].
 //! * [`budget`]: the one noise budget function that owns Delta, value widths and wire widths.
-//! * [`layout`]: column and grouped layouts, block geometry and the cost model that picks b.
+//! * [`layout`]: column and grouped layouts and block geometry; [`objective`]: choosing b by
+//!   what clients pay, within the server time a committed table of measurements allows.
 //! * [`catalog`]: quantized catalogs and the [`CatalogShape`] both sides derive.
 //! * [`digest`]: catalog versions (content digests) and the public mask seed.
 //! * [`masks`]: the masks a_g, expanded by tfhe's seeded generator.
@@ -25,6 +26,7 @@ pub mod error;
 pub mod fourier;
 pub mod layout;
 pub mod masks;
+pub mod objective;
 pub mod params;
 pub mod quant;
 pub mod wire;

@@ -1,4 +1,4 @@
-//! Bytes per query of every layout the cost model considers, and their plot.
+//! Bytes per query of every layout the layout objective considers, and their plot.
 
 use crate::format::{bytes, items_label, Report};
 use crate::plot::{self, Line, Series};
@@ -8,7 +8,7 @@ pub fn section(r: &mut Report, s: &ScoringRecord) {
     r.line("## Bytes per query");
     r.line("");
     r.line(
-        "For every size and every layout the cost model considers, at the budget's wire widths for",
+        "For every size and every layout the layout objective considers, at the budget's wire widths for",
     );
     r.line("the worst-case block norm of int8 values (payload bytes; a message adds a few dozen):");
     r.line(

@@ -18,7 +18,7 @@ pub fn section(r: &mut Report, e: &EndToEndRecord) {
     r.line("## End to end over loopback HTTP");
     r.line("");
     r.line(format!(
-        "100k x 128 float vectors with the operator's defaults: {}-bit catalog values (the widest the budget allows), {}-bit queries, layout {} (the cost model's pick); the server's default batching window of 2 ms applies. `Ranker::rank` from a float vector to a ranked top-10.",
+        "100k x 128 float vectors with the operator's defaults: {}-bit catalog values (the widest the budget allows), {}-bit queries, layout {} (the layout objective's pick); the server's default batching window of 2 ms applies. `Ranker::rank` from a float vector to a ranked top-10.",
         c.served.catalog_bits, c.served.query_bits, c.served.layout
     ));
     r.line("");
@@ -62,7 +62,9 @@ pub fn section(r: &mut Report, e: &EndToEndRecord) {
     let p = &e.pnns_4096x128;
     r.line("## Apple PNNS's shape: 4,096 x 128");
     r.line("");
-    r.line("Every layout the cost model considers, end to end warm over loopback HTTP, and the");
+    r.line(
+        "Every layout the layout objective considers, end to end warm over loopback HTTP, and the",
+    );
     r.line("server's own scoring time on one thread (best of 20). Apple's row is its published");
     r.line(
         "figure (swift-homomorphic-encryption's PNNS example; hardware not stated): not measured",

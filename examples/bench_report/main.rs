@@ -10,6 +10,7 @@ mod client;
 mod comparisons;
 mod end_to_end;
 mod format;
+mod layouts;
 mod machine;
 mod plot;
 mod server;
@@ -22,7 +23,7 @@ mod records;
 use std::path::PathBuf;
 
 use format::Report;
-use records::{ClientRecord, EndToEndRecord, NaiveRecord, ScoringRecord};
+use records::{ClientRecord, EndToEndRecord, LayoutsRecord, NaiveRecord, ScoringRecord};
 
 /// Published figures from other systems, on other hardware.
 mod published {
@@ -73,6 +74,7 @@ fn main() -> std::io::Result<()> {
         .collect();
     let e2e: Option<EndToEndRecord> = load("end_to_end");
     let naive: Option<NaiveRecord> = load("naive");
+    let layouts: Option<LayoutsRecord> = load("layouts");
     let first = scoring
         .as_ref()
         .map(|s| (&s.machine, &s.limits))
@@ -101,6 +103,9 @@ fn main() -> std::io::Result<()> {
         end_to_end::section(&mut r, e);
     }
     comparisons::section(&mut r, scoring.as_ref(), naive.as_ref());
+    if let Some(l) = &layouts {
+        layouts::section(&mut r, l);
+    }
     if let Some(s) = &scoring {
         bytes::section(&mut r, s);
     }

@@ -15,7 +15,7 @@ pub fn section(r: &mut Report, s: &ScoringRecord) {
         "16 is scored in one pass over the catalog, its time divided by its size). Ratios are to",
     );
     r.line(format!(
-        "the plaintext int8 scan (AVX-512 VNNI) of the same data on as many threads. The column layout for every shape, and the layout the cost model picks where it differs (b > 1). \"all\" = {threads} threads."
+        "the plaintext int8 scan (AVX-512 VNNI) of the same data on as many threads. The column layout for every shape, and the layout the layout objective picks where it differs (b > 1). \"all\" = {threads} threads."
     ));
     r.line("");
     r.line("| items x d | layout | plaintext, 1 thread | 1 query | 4 per pass | 16 per pass | 1 query, all | 16 per pass, all | floors: stream (1 query's ratio) / FMA (16 per pass's ratio) | build | server memory per item |");
@@ -38,7 +38,7 @@ pub fn section(r: &mut Report, s: &ScoringRecord) {
             x.dimension,
             x.layout,
             if x.cost_model_pick {
-                " (cost model)"
+                " (objective)"
             } else {
                 ""
             },

@@ -63,9 +63,14 @@ struct Config {
     /// Width of query values, bits.
     #[arg(long, env = "BLINDSCORE_QUERY_BITS", default_value_t = 8)]
     query_bits: u32,
-    /// Group size b of the layout (1 = column); by default the cost model picks it.
+    /// Group size b of the layout (1 = column); by default the layout objective picks it.
     #[arg(long, env = "BLINDSCORE_GROUP_SIZE")]
     group_size: Option<u32>,
+    /// How many queries a client makes of one catalog version (rankings before the
+    /// catalog changes): the layout is chosen for the fewest bytes over that many, within
+    /// the server's speed (see the README).
+    #[arg(long, env = "BLINDSCORE_QUERIES_PER_VERSION", default_value_t = blindscore_common::objective::DEFAULT_QUERIES_PER_VERSION, value_parser = clap::value_parser!(u32).range(1..))]
+    queries_per_version: u32,
     /// Batching window for concurrent queries, milliseconds.
     #[arg(long, env = "BLINDSCORE_BATCH_WINDOW_MS", default_value_t = 2)]
     batch_window_ms: u64,
@@ -172,6 +177,7 @@ async fn main() -> anyhow::Result<()> {
         metrics_token: token_from_env("BLINDSCORE_METRICS_TOKEN")?,
         query_bits: config.query_bits,
         layout: config.group_size.map(Layout::from_group_size),
+        queries_per_version: config.queries_per_version,
         rate_limit: (config.rate_limit > 0.0).then_some(RateLimit {
             per_second: config.rate_limit,
             burst: config.rate_burst.max(1),

@@ -14,10 +14,10 @@ const MIB: u64 = 1 << 20;
 
 /// Limits on one catalog version and its queries. The defaults admit the demo catalog,
 /// 1M x 128 in the column layout (a 4.2 MiB hint, 1.3 MiB up and 2.9 MiB down) or in the
-/// grouped layout the server's cost model picks for it, and 4M x 128 in the column layout
+/// grouped layout the server's layout objective picks for it, and 4M x 128 in the column layout
 /// (a 16.7 MiB hint, 11.4 MiB down), and not much more: preparing the largest catalog they
 /// admit takes at most `max_preparation_bytes`, 768 MiB by the estimate
-/// [`preparation_bytes`]. (4M x 128 in the layout the cost model picks, b = 4 with a
+/// [`preparation_bytes`]. (4M x 128 in the layout the layout objective picks, b = 4 with a
 /// 67 MiB hint, is over `max_hint_bytes`: serve a catalog that large in the column layout.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
@@ -297,9 +297,9 @@ mod tests {
     #[test]
     fn the_defaults_admit_the_layouts_the_server_picks() {
         use blindscore_common::catalog::widest_catalog;
-        use blindscore_common::layout::CostModel;
+        use blindscore_common::objective::Objective;
         use blindscore_common::{LayoutChoice, QuantizedCatalog};
-        // The demo catalog's and 1M x 128's shapes as the server's cost model and width
+        // The demo catalog's and 1M x 128's shapes as the server's layout objective and width
         // search choose them for 16-bit rows.
         for (items, d) in [(12_000, 128), (1 << 20, 128)] {
             let values: Vec<i16> = (0..items * d)
@@ -310,7 +310,7 @@ mod tests {
                 DEFAULT_PARAMS,
                 &catalog,
                 8,
-                LayoutChoice::Auto(CostModel::default()),
+                LayoutChoice::Auto(Objective::default()),
             )
             .unwrap();
             let limits = Limits::default();

@@ -35,7 +35,7 @@ pub struct CatalogSource<'a> {
     pub scales: &'a [f32],
     /// Width of query values, bits.
     pub query_bits: u32,
-    /// Layout fixed or chosen by the cost model.
+    /// Layout fixed or chosen by the layout objective.
     pub layout: LayoutChoice,
     /// Other per-item data served under the version (the encoded ids); part of the version.
     pub item_data: &'a [u8],

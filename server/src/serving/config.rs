@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use blindscore_common::api::{Metric, Normalisation};
-use blindscore_common::Layout;
+use blindscore_common::objective::{Objective, DEFAULT_QUERIES_PER_VERSION};
+use blindscore_common::{Layout, LayoutChoice};
 use ipnet::IpNet;
 
 use super::batcher::BatchConfig;
@@ -44,8 +45,11 @@ pub struct ServiceConfig {
     pub metrics_token: Option<BearerToken>,
     /// Width of query values, bits.
     pub query_bits: u32,
-    /// Layout: fixed, or `None` for the cost model's choice.
+    /// Layout: fixed, or `None` for the layout objective's choice.
     pub layout: Option<Layout>,
+    /// Q of the layout objective: a client's bytes are counted over the first Q queries
+    /// of a catalog version (how many rankings a user makes before the catalog changes).
+    pub queries_per_version: u32,
     /// Per-client-address limit on catalog requests; `None` for none.
     pub rate_limit: Option<RateLimit>,
     /// API keys every catalog request must carry, with each app's quota; `None` for open
@@ -69,6 +73,7 @@ impl Default for ServiceConfig {
             metrics_token: None,
             query_bits: 8,
             layout: None,
+            queries_per_version: DEFAULT_QUERIES_PER_VERSION,
             rate_limit: Some(RateLimit::default()),
             api_keys: None,
         }
@@ -97,6 +102,19 @@ impl Default for SpaceDeclaration {
             metric: Metric::Cosine,
             bits: None,
             dimension_scales: false,
+        }
+    }
+}
+
+impl ServiceConfig {
+    /// How the layout of a new version is chosen: fixed by the operator, or by the
+    /// layout objective over [`ServiceConfig::queries_per_version`] queries.
+    pub fn layout_choice(&self) -> LayoutChoice {
+        match self.layout {
+            Some(layout) => LayoutChoice::Fixed(layout),
+            None => LayoutChoice::Auto(Objective {
+                queries_per_version: self.queries_per_version.max(1),
+            }),
         }
     }
 }

@@ -5,7 +5,6 @@
 use std::time::Instant;
 
 use blindscore_common::api::EmbeddingSpace;
-use blindscore_common::layout::CostModel;
 use blindscore_common::params::DEFAULT_PARAMS;
 use blindscore_common::{LayoutChoice, QuantizedCatalog};
 
@@ -52,22 +51,23 @@ pub fn plan_entry(
     } else {
         (catalog, None)
     };
+    // With no declared width, the width and the layout are chosen together (each layout at
+    // its widest width); the build then keeps that layout.
+    let mut chosen = None;
     let (catalog, mut scales) = if declaration.bits.is_none() {
-        let choice = match config.layout {
-            Some(layout) => LayoutChoice::Fixed(layout),
-            None => LayoutChoice::Auto(CostModel::default()),
-        };
-        let (_, narrow, factor) = blindscore_common::catalog::widest_catalog(
+        let (shape, narrow, factor) = blindscore_common::catalog::widest_catalog(
             DEFAULT_PARAMS,
             &catalog,
             config.query_bits,
-            choice,
+            config.layout_choice(),
         )?;
         tracing::info!(
             catalog = name,
             bits = narrow.bits(),
-            "widest catalog values the noise budget allows"
+            layout = %shape.layout,
+            "widest catalog values the noise budget allows, in the layout the objective chose"
         );
+        chosen = Some(LayoutChoice::Fixed(shape.layout));
         let scales = scales
             .iter()
             .map(|s| (*s as f64 * factor) as f32)
@@ -85,10 +85,7 @@ pub fn plan_entry(
         normalisation: declaration.normalisation,
         metric: declaration.metric,
     };
-    let layout = match config.layout {
-        Some(layout) => LayoutChoice::Fixed(layout),
-        None => LayoutChoice::Auto(CostModel::default()),
-    };
+    let layout = chosen.unwrap_or_else(|| config.layout_choice());
     // The shape the build will use must exist (a declared width may not fit the budget).
     let shape = blindscore_common::CatalogShape::for_catalog(
         DEFAULT_PARAMS,

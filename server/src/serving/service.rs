@@ -152,7 +152,13 @@ fn build_planned(
     let served = Arc::new(served);
     let batcher = Batcher::start(runtime, served.clone(), config.batch, metrics);
     let entry = Arc::new(VersionEntry::new(
-        served, batcher, ids_json, &scales, space, seconds,
+        served,
+        batcher,
+        ids_json,
+        &scales,
+        space,
+        seconds,
+        config.queries_per_version,
     ));
     let mem = process_memory();
     tracing::info!(
@@ -167,5 +173,27 @@ fn build_planned(
         peak_resident_mib = mem.peak as f64 / (1 << 20) as f64,
         "catalog version built"
     );
+    let shape = entry.served.shape();
+    let transfer = &entry.transfer;
+    let alternative = transfer.plaintext_alternative(shape);
+    tracing::info!(
+        catalog = name,
+        first_query_bytes =
+            transfer.once_per_version + transfer.query_message + transfer.response_message,
+        later_query_bytes = transfer.query_message + transfer.response_message,
+        queries = alternative.queries_per_version,
+        encrypted_bytes = alternative.encrypted_bytes,
+        plaintext_bytes = alternative.plaintext_bytes,
+        "what a client transfers"
+    );
+    if !alternative.encryption_saves_bytes {
+        tracing::warn!(
+            catalog = name,
+            queries = alternative.queries_per_version,
+            encrypted_bytes = alternative.encrypted_bytes,
+            plaintext_bytes = alternative.plaintext_bytes,
+            "not worth encrypting by bytes: over this many queries a client would transfer fewer bytes downloading the quantized catalog (public to clients) and ranking on the device"
+        );
+    }
     Ok(entry)
 }

@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
-use blindscore_common::api::{EmbeddingSpace, VersionInfo};
+use blindscore_common::api::{EmbeddingSpace, TransferBytes, VersionInfo};
 use blindscore_common::artefacts::encode_scales;
-use blindscore_common::{wire, CatalogVersion};
+use blindscore_common::wire::{self, WIRE_VERSION};
+use blindscore_common::{CatalogVersion, QueryMessage, ResponseMessage};
 
 use super::batcher::Batcher;
 use crate::scan::ServedCatalog;
@@ -26,6 +27,8 @@ pub struct VersionEntry {
     pub memory_bytes: usize,
     /// Queue of queries for this version.
     pub batcher: Batcher,
+    /// What the version costs a client, in bytes.
+    pub transfer: TransferBytes,
 }
 
 impl VersionEntry {
@@ -37,9 +40,39 @@ impl VersionEntry {
         scales: &[f32],
         space: EmbeddingSpace,
         build_seconds: f64,
+        queries_per_version: u32,
     ) -> Self {
         let description_bytes = wire::encode(served.description());
         let scales_bytes = encode_scales(scales);
+        let shape = served.shape();
+        // A message is its header (the same for every message of this version), its
+        // payload's length (a varint: the empty payload's one byte replaced) and its payload.
+        let with_payload = |empty: usize, payload: usize| {
+            empty - 1 + wire::encode(&(payload as u64)).len() + payload
+        };
+        let catalog = served.catalog_ref().clone();
+        let query_header = wire::encode(&QueryMessage {
+            wire_version: WIRE_VERSION,
+            catalog: catalog.clone(),
+            bodies: Vec::new(),
+        })
+        .len();
+        let response_header = wire::encode(&ResponseMessage {
+            wire_version: WIRE_VERSION,
+            catalog,
+            scores: Vec::new(),
+        })
+        .len();
+        let ids_and_scales = ids_json.len() + scales_bytes.len();
+        let transfer = TransferBytes {
+            once_per_version: description_bytes.len()
+                + served.hint_message().len()
+                + ids_and_scales,
+            ids_and_scales,
+            query_message: with_payload(query_header, shape.query_payload_bytes()),
+            response_message: with_payload(response_header, shape.response_payload_bytes()),
+            queries_per_version,
+        };
         let memory_bytes = served.fourier().memory_bytes()
             + served.hint_message().len()
             + ids_json.len()
@@ -53,6 +86,7 @@ impl VersionEntry {
             build_seconds,
             memory_bytes,
             batcher,
+            transfer,
         }
     }
 
@@ -71,6 +105,7 @@ impl VersionEntry {
             self.served.hint_message().len(),
             &self.served.description().hint_digest,
             self.scales_bytes.len() > 4 * shape.geometry.items,
+            &self.transfer,
         )
     }
 }
