@@ -59,10 +59,13 @@ fn choice(items: usize, d: usize) -> ObjectiveChoice {
     )
     .expect("a width fits");
     let search_seconds = started.elapsed().as_secs_f64();
+    // Every layout at its own widest width, as the objective weighs them.
     let shapes: Vec<CatalogShape> = candidate_layouts(DEFAULT_PARAMS, d)
         .into_iter()
         .filter_map(|l| {
-            CatalogShape::for_catalog(DEFAULT_PARAMS, &narrow, 8, LayoutChoice::Fixed(l)).ok()
+            widest_catalog(DEFAULT_PARAMS, &loaded.catalog, 8, LayoutChoice::Fixed(l))
+                .ok()
+                .map(|(shape, _, _)| shape)
         })
         .collect();
     let candidates: Vec<_> = shapes.iter().map(|s| s.candidate()).collect();
@@ -81,6 +84,10 @@ fn choice(items: usize, d: usize) -> ObjectiveChoice {
             .map(|c| CandidateBytes {
                 layout: c.layout.to_string(),
                 group_size: c.layout.group_size(),
+                catalog_bits: shapes
+                    .iter()
+                    .find(|s| s.layout == c.layout)
+                    .map_or(0, |s| s.catalog_bits),
                 query_bytes: c.query_bytes,
                 response_bytes: c.response_bytes,
                 hint_bytes: c.hint_bytes,

@@ -256,6 +256,8 @@ pub struct ObjectiveChoice {
 pub struct CandidateBytes {
     pub layout: String,
     pub group_size: usize,
+    /// The widest width the budget allows this layout.
+    pub catalog_bits: u32,
     pub query_bytes: usize,
     pub response_bytes: usize,
     pub hint_bytes: usize,

@@ -92,49 +92,76 @@ impl QuantizedCatalog {
 
     /// Each item's squared norm.
     pub fn item_norms_sq(&self) -> Vec<u64> {
-        self.values
-            .chunks_exact(self.dimension)
-            .map(|row| row.iter().map(|&v| (v as i64 * v as i64) as u64).sum())
-            .collect()
+        self.rows_in_parallel(|row| row.iter().map(|&v| (v as i64 * v as i64) as u64).sum())
+    }
+
+    /// `per_row` of every row, on every core for a large catalog.
+    fn rows_in_parallel(&self, per_row: impl Fn(&[i16]) -> u64 + Sync) -> Vec<u64> {
+        let items = self.items();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if threads == 1 || items < 1 << 14 {
+            return self
+                .values
+                .chunks_exact(self.dimension)
+                .map(&per_row)
+                .collect();
+        }
+        let mut out = vec![0u64; items];
+        let rows = items.div_ceil(threads);
+        std::thread::scope(|scope| {
+            for (out, values) in out
+                .chunks_mut(rows)
+                .zip(self.values.chunks(rows * self.dimension))
+            {
+                let per_row = &per_row;
+                scope.spawn(move || {
+                    for (o, row) in out.iter_mut().zip(values.chunks_exact(self.dimension)) {
+                        *o = per_row(row);
+                    }
+                });
+            }
+        });
+        out
     }
 
     /// Each item's squared norm once requantized to `bits` (as [`Self::requantize`] would
     /// round its values), without building the requantized catalog: one pass through a
     /// table of the squared rounded values.
     pub fn item_norms_sq_at(&self, bits: u32) -> Vec<u64> {
-        let from = max_abs_for_bits(self.bits) as f64;
-        let to = max_abs_for_bits(bits) as f64;
         let max = max_abs_for_bits(self.bits) as i32;
-        let squares: Vec<u64> = (-max..=max)
-            .map(|v| {
-                let r = (v as f64 * to / from).round() as i64;
-                (r * r) as u64
-            })
-            .collect();
-        self.values
-            .chunks_exact(self.dimension)
-            .map(|row| {
-                row.iter()
-                    .map(|&v| squares[(v as i32 + max) as usize])
-                    .sum()
-            })
-            .collect()
+        let squares: Vec<u64> = self.rounded(bits).iter().map(|&r| (r * r) as u64).collect();
+        self.rows_in_parallel(|row| {
+            row.iter()
+                .map(|&v| squares[(v as i32 + max) as usize])
+                .sum()
+        })
     }
 
     /// The same vectors at fewer bits: every value scaled by `max(bits) / max(self.bits)`
     /// and rounded. Returns the catalog and the factor by which scales must be multiplied.
     pub fn requantize(&self, bits: u32) -> Result<(Self, f64), ProtocolError> {
-        let from = max_abs_for_bits(self.bits) as f64;
-        let to = max_abs_for_bits(bits) as f64;
+        let max = max_abs_for_bits(self.bits) as i32;
+        let rounded = self.rounded(bits);
         let values = self
             .values
             .iter()
-            .map(|&v| (v as f64 * to / from).round() as i16)
+            .map(|&v| rounded[(v as i32 + max) as usize] as i16)
             .collect();
         Ok((
             QuantizedCatalog::new(self.dimension, bits, values)?,
-            from / to,
+            max_abs_for_bits(self.bits) as f64 / max_abs_for_bits(bits) as f64,
         ))
+    }
+
+    /// Every value this catalog's width allows, from `-max` up, scaled to `bits` and
+    /// rounded: what [`Self::requantize`] turns each value into.
+    fn rounded(&self, bits: u32) -> Vec<i64> {
+        let from = max_abs_for_bits(self.bits) as f64;
+        let to = max_abs_for_bits(bits) as f64;
+        let max = max_abs_for_bits(self.bits) as i32;
+        (-max..=max)
+            .map(|v| (v as f64 * to / from).round() as i64)
+            .collect()
     }
 
     /// Plaintext integer dot products with a quantized query: the reference every encrypted

@@ -52,7 +52,7 @@ pub fn section(r: &mut Report, l: &LayoutsRecord) {
     r.line("");
     for c in &l.choices {
         r.line(format!(
-            "**{} x {}** (L2-normalised rows, {}-bit values, Q = {}; width and layout search {}):",
+            "**{} x {}** (L2-normalised rows; {}-bit values in the chosen layout, each layout at its widest width; Q = {}; width and layout search {}):",
             items_label(c.items),
             c.dimension,
             c.catalog_bits,
@@ -61,13 +61,14 @@ pub fn section(r: &mut Report, l: &LayoutsRecord) {
         ));
         r.line("");
         r.line(
-            "| layout | hint | up | down | first query | over Q queries | server time (table) | |",
+            "| layout | values | hint | up | down | first query | over Q queries | server time (table) | |",
         );
-        r.line("|---|---|---|---|---|---|---|---|");
+        r.line("|---|---|---|---|---|---|---|---|---|");
         for k in &c.candidates {
             r.line(format!(
-                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} bits | {} | {} | {} | {} | {} | {} | {} |",
                 k.layout,
+                k.catalog_bits,
                 bytes(k.hint_bytes as f64),
                 bytes(k.query_bytes as f64),
                 bytes(k.response_bytes as f64),

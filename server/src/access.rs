@@ -177,14 +177,20 @@ impl ApiKeys {
     /// The app a presented key belongs to. The lookup is by the key's SHA-256, so its
     /// timing reveals nothing usable about the configured keys.
     pub fn app(&self, key: Option<&str>) -> Result<&ApiKeyEntry, Refusal> {
-        let digest: [u8; 32] = Sha256::digest(key.ok_or(Refusal::Unauthorized)?.as_bytes()).into();
-        self.apps.get(&digest).ok_or(Refusal::Unauthorized)
+        self.lookup(key).map(|(_, entry)| entry)
     }
 
-    /// Charge one score request to the app holding `key`.
+    /// A presented key's digest and the app it belongs to.
+    fn lookup(&self, key: Option<&str>) -> Result<([u8; 32], &ApiKeyEntry), Refusal> {
+        let digest: [u8; 32] = Sha256::digest(key.ok_or(Refusal::Unauthorized)?.as_bytes()).into();
+        let entry = self.apps.get(&digest).ok_or(Refusal::Unauthorized)?;
+        Ok((digest, entry))
+    }
+
+    /// Charge one score request to the app holding `key` (its quota is keyed by the key's
+    /// digest).
     pub fn charge(&self, key: Option<&str>) -> Result<&str, Refusal> {
-        let entry = self.app(key)?;
-        let digest = parse_digest(&entry.key_sha256).unwrap_or_default();
+        let (digest, entry) = self.lookup(key)?;
         // A minute's quota may be spent at once; it refills evenly over the minute.
         let per_minute = f64::from(entry.queries_per_minute);
         self.quotas
