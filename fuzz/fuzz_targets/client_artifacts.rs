@@ -5,7 +5,7 @@
 use blindscore_client::core::{Artifacts, Limits, PreparedCatalog};
 use blindscore_common::digest::sha256;
 use blindscore_common::{wire, CatalogDescription};
-use blindscore_common::api::{CatalogInfo, VersionInfo};
+use blindscore_common::api::{CatalogInfo, TransferBytes, VersionInfo};
 use blindscore_common::artefacts::{parse_ids, parse_scales};
 use blindscore_fuzz::{fixture, join, space, split, DIMENSION, ITEMS, NAME};
 use libfuzzer_sys::fuzz_target;
@@ -20,6 +20,13 @@ fn info() -> Vec<u8> {
         f.artifacts.hint.len(),
         &f.served.description().hint_digest,
         false,
+        &TransferBytes {
+            once_per_version: f.artifacts.len(),
+            ids_and_scales: f.artifacts.ids.len() + f.artifacts.scales.len(),
+            query_message: f.served.max_query_bytes() as usize,
+            response_message: f.prepared.shape().response_payload_bytes(),
+            queries_per_version: 8,
+        },
     );
     serde_json::to_vec(&CatalogInfo {
         name: NAME.into(),
