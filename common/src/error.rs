@@ -1,7 +1,7 @@
 //! Errors of the protocol layer: everything that can be wrong with bytes or numbers that
 //! came from the other side.
 
-use crate::params::ParamId;
+use crate::param_id::ParamId;
 
 /// A message or a parameter that cannot be accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

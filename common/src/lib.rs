@@ -27,6 +27,7 @@ pub mod fourier;
 pub mod layout;
 pub mod masks;
 pub mod objective;
+mod param_id;
 pub mod params;
 pub mod quant;
 pub mod wire;

@@ -4,7 +4,6 @@
 //! encryption travels. A client refuses an id it does not know, so a server cannot
 //! downgrade the encryption by sending different numbers.
 
-use serde::{Deserialize, Serialize};
 use tfhe::core_crypto::prelude::{GlweDimension, PolynomialSize, TUniform};
 
 use crate::error::ProtocolError;
@@ -14,15 +13,7 @@ use crate::error::ProtocolError;
 /// test of the first mask coefficients guards it.
 pub const TFHE_VERSION: &str = "1.8.2";
 
-/// Identifies a row of the parameter table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct ParamId(pub u16);
-
-impl std::fmt::Display for ParamId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
+pub use crate::param_id::ParamId;
 
 /// GLWE parameters: ring Z_q\[X\]/(X^N + 1) with q = 2^64, a binary secret key and
 /// TUniform noise.

@@ -9,6 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+/// A gauge's value for one catalog, as exposition text.
+type Gauge = fn(&CatalogGauges) -> String;
+
 /// One catalog's gauges at the moment the metrics are rendered.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CatalogGauges {
@@ -131,65 +134,39 @@ impl Metrics {
         let gauge_header = |out: &mut String, name: &str, help: &str| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
         };
-        gauge_header(
-            &mut out,
-            "blindscore_catalog_items",
-            "Items in the current version.",
-        );
-        for c in catalogs {
-            let _ = writeln!(
-                out,
-                "blindscore_catalog_items{{catalog=\"{}\"}} {}",
-                c.name, c.items
-            );
-        }
-        gauge_header(
-            &mut out,
-            "blindscore_catalog_versions_held",
-            "Versions held (current and in grace).",
-        );
-        for c in catalogs {
-            let _ = writeln!(
-                out,
-                "blindscore_catalog_versions_held{{catalog=\"{}\"}} {}",
-                c.name, c.versions_held
-            );
-        }
-        gauge_header(
-            &mut out,
-            "blindscore_catalog_memory_bytes",
-            "Bytes held by the versions of a catalog.",
-        );
-        for c in catalogs {
-            let _ = writeln!(
-                out,
-                "blindscore_catalog_memory_bytes{{catalog=\"{}\"}} {}",
-                c.name, c.memory_bytes
-            );
-        }
-        gauge_header(
-            &mut out,
-            "blindscore_catalog_build_seconds",
-            "Time the current version took to build.",
-        );
-        for c in catalogs {
-            let _ = writeln!(
-                out,
-                "blindscore_catalog_build_seconds{{catalog=\"{}\"}} {}",
-                c.name, c.build_seconds
-            );
-        }
-        gauge_header(
-            &mut out,
-            "blindscore_queue_depth",
-            "Queries waiting for the current version.",
-        );
-        for c in catalogs {
-            let _ = writeln!(
-                out,
-                "blindscore_queue_depth{{catalog=\"{}\"}} {}",
-                c.name, c.queue_depth
-            );
+        // One gauge per catalog, each line labelled with the catalog's name.
+        let per_catalog: [(&str, &str, Gauge); 5] = [
+            (
+                "blindscore_catalog_items",
+                "Items in the current version.",
+                |c| c.items.to_string(),
+            ),
+            (
+                "blindscore_catalog_versions_held",
+                "Versions held (current and in grace).",
+                |c| c.versions_held.to_string(),
+            ),
+            (
+                "blindscore_catalog_memory_bytes",
+                "Bytes held by the versions of a catalog.",
+                |c| c.memory_bytes.to_string(),
+            ),
+            (
+                "blindscore_catalog_build_seconds",
+                "Time the current version took to build.",
+                |c| c.build_seconds.to_string(),
+            ),
+            (
+                "blindscore_queue_depth",
+                "Queries waiting for the current version.",
+                |c| c.queue_depth.to_string(),
+            ),
+        ];
+        for (name, help, value) in per_catalog {
+            gauge_header(&mut out, name, help);
+            for c in catalogs {
+                let _ = writeln!(out, "{name}{{catalog=\"{}\"}} {}", c.name, value(c));
+            }
         }
         let mem = process_memory();
         gauge_header(
