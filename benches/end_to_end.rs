@@ -54,8 +54,12 @@ fn start(
         .build_and_install("bench", items(count), &SpaceDeclaration::default())
         .expect("catalog fits the budget");
     let load_seconds = started.elapsed().as_secs_f64();
-    let shape = *entry.served.shape();
-    let served = Arc::clone(&entry);
+    let shape = *entry.shape();
+    let served = Arc::clone(
+        entry
+            .served()
+            .expect("the server scans this catalog itself"),
+    );
     let url = rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -70,7 +74,7 @@ fn start(
         format!("http://{addr}")
     });
     // The server's own time for one query, without HTTP (one thread).
-    let prepared = support::prepare(&served.served);
+    let prepared = support::prepare(&served);
     let query = prepared
         .seal_quantized(&support::random_query(D, 1))
         .expect("encrypt");
@@ -78,7 +82,7 @@ fn start(
     let server_seconds = (0..20)
         .map(|_| {
             let t = Instant::now();
-            one.install(|| served.served.score_encoded(&query.bytes))
+            one.install(|| served.score_encoded(&query.bytes))
                 .expect("score");
             t.elapsed().as_secs_f64()
         })

@@ -5,98 +5,30 @@
 mod common;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Child;
 
 use blindscore_client::Ranker;
 use blindscore_server::access::BearerToken;
 use blindscore_server::http::serve;
 use blindscore_server::serving::{AppState, ServiceConfig, SpaceDeclaration};
+use common::processes::*;
 use common::*;
 
 const D: usize = 32;
 
-/// The `blindscore-server` binary the workspace build put beside this test.
-fn server_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .unwrap()
-        .join("blindscore-server");
-    assert!(
-        bin.exists(),
-        "{} is missing: build it with cargo build --release -p blindscore-server",
-        bin.display()
-    );
-    bin
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// An .npy catalog with ids in a fresh directory.
-fn write_catalog(dir: &Path, items: usize) -> (PathBuf, PathBuf) {
-    use npyz::WriterBuilder;
-    std::fs::create_dir_all(dir).unwrap();
-    let npy = dir.join("items.npy");
-    let ids = dir.join("ids.txt");
-    let rows = unit_rows(items, D, 5);
-    let mut out = std::fs::File::create(&npy).unwrap();
-    let mut w = npyz::WriteOptions::<f32>::new()
-        .default_dtype()
-        .shape(&[items as u64, D as u64])
-        .writer(&mut out)
-        .begin_nd()
-        .unwrap();
-    w.extend(rows.iter().copied()).unwrap();
-    w.finish().unwrap();
-    std::fs::write(
-        &ids,
-        (0..items).map(|i| format!("sku-{i}\n")).collect::<String>(),
+fn spawn(port: u16, npy: &Path, ids: &Path) -> Child {
+    spawn_server(
+        &[
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+            "--catalog".into(),
+            format!("shop={}", npy.display()),
+            "--ids".into(),
+            ids.display().to_string(),
+        ],
+        None,
     )
-    .unwrap();
-    (npy, ids)
-}
-
-fn spawn_server(port: u16, npy: &Path, ids: &Path) -> Child {
-    Command::new(server_binary())
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--catalog",
-            &format!("shop={}", npy.display()),
-            "--ids",
-            ids.to_str().unwrap(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
-async fn wait_ready(base: &str, child: &mut Child) {
-    let started = Instant::now();
-    let http = reqwest::Client::new();
-    while started.elapsed() < Duration::from_secs(60) {
-        if let Ok(r) = http.get(format!("{base}/readyz")).send().await {
-            if r.status() == 200 {
-                return;
-            }
-        }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the server exited early"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the server was not ready in time");
 }
 
 /// How many times the server answered a route, from its metrics.
@@ -120,10 +52,10 @@ async fn served(base: &str, route: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_and_restarted_server_keeps_its_version_and_clients_recover() {
     let dir = std::env::temp_dir().join(format!("blindscore-faults-{}", std::process::id()));
-    let (npy, ids) = write_catalog(&dir, 2000);
+    let (npy, ids) = write_catalog(&dir, 2000, D);
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut first = spawn_server(port, &npy, &ids);
+    let mut first = spawn(port, &npy, &ids);
     wait_ready(&base, &mut first).await;
     let ranker = Ranker::new(&base).with_cache_dir(dir.join("cache"));
     let query = unit_rows(1, D, 9);
@@ -133,7 +65,7 @@ async fn a_killed_and_restarted_server_keeps_its_version_and_clients_recover() {
     // SIGKILL: no graceful shutdown, the client's pooled connection dies with it.
     first.kill().unwrap();
     first.wait().unwrap();
-    let mut second = spawn_server(port, &npy, &ids);
+    let mut second = spawn(port, &npy, &ids);
     wait_ready(&base, &mut second).await;
     assert_eq!(
         current_version(&base, "shop").await,

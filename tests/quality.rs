@@ -46,7 +46,7 @@ async fn check_real_set(set: &str, dimension_scales: bool) {
         .build_and_install("real", loaded, &declaration)
         .unwrap();
     assert_eq!(entry.info().dimension_scales, dimension_scales);
-    let shape = *entry.served.shape();
+    let shape = *entry.shape();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(blindscore_server::http::serve(

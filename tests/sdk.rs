@@ -281,21 +281,21 @@ async fn hostile(tamper: impl Fn(&str, Vec<u8>) -> Vec<u8> + Send + Sync + 'stat
             &format!("{base}/description"),
             artefact(
                 "description",
-                entry.description_bytes.clone(),
+                entry.description_bytes.to_vec(),
                 tamper.clone(),
             ),
         )
         .route(
             &format!("{base}/hint"),
-            artefact("hint", entry.served.hint_message().to_vec(), tamper.clone()),
+            artefact("hint", entry.hint_message.to_vec(), tamper.clone()),
         )
         .route(
             &format!("{base}/ids"),
-            artefact("ids", entry.ids_json.clone(), tamper.clone()),
+            artefact("ids", entry.ids_json.to_vec(), tamper.clone()),
         )
         .route(
             &format!("{base}/scales"),
-            artefact("scales", entry.scales_bytes.clone(), tamper.clone()),
+            artefact("scales", entry.scales_bytes.to_vec(), tamper.clone()),
         )
         .route(
             &format!("{base}/score"),

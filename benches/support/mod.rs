@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 // The tests' deterministic data: the generator, unit rows, random queries.
 #[path = "../../tests/common/mod.rs"]
 mod common;
-pub use common::{unit_rows, SplitMix};
+pub use common::{processes, unit_rows, SplitMix};
 
 pub mod plaintext;
 pub mod probe;

@@ -294,3 +294,42 @@ pub struct NaiveRecord {
     pub plaintext_seconds: Option<f64>,
     pub seconds_per_coordinate: Option<f64>,
 }
+
+/// `sharding.json`: shards and the router as processes of the server binary.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ShardingRecord {
+    pub machine: Machine,
+    pub items: usize,
+    pub dimension: usize,
+    pub layout: String,
+    pub shards: usize,
+    pub replicas: usize,
+    pub plaintext_t1_seconds: Option<f64>,
+    /// Warm end to end (seal, send, score, decrypt, top-10), the whole catalog's process
+    /// directly.
+    pub direct_whole_seconds: Option<f64>,
+    /// The same through a router in front of that process.
+    pub router_whole_seconds: Option<f64>,
+    /// Through the router of the sharded artefact.
+    pub router_sharded_seconds: Option<f64>,
+    /// router_whole / direct_whole.
+    pub router_overhead: Option<f64>,
+    /// Resident memory of the whole catalog's process, MiB.
+    pub whole_resident_mib: f64,
+    pub shard_processes: Vec<ShardProcess>,
+    /// Per query, the same on every path.
+    pub bytes_up: usize,
+    pub bytes_down: usize,
+    pub checked_queries_per_path: usize,
+    pub wrong_scores: usize,
+}
+
+/// One shard replica's process.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ShardProcess {
+    pub shard: usize,
+    pub items: usize,
+    pub resident_mib: f64,
+    /// Its resident memory over (its items / all items) x the whole process's.
+    pub ratio_to_share_of_whole: f64,
+}

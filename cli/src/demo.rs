@@ -23,7 +23,7 @@ pub async fn run(k: usize) -> anyhow::Result<()> {
         ..SpaceDeclaration::default()
     };
     let server = local_server::start("demo", demo_items(&demo)?, declaration).await?;
-    let shape = *server.entry.served.shape();
+    let shape = *server.entry.shape();
     println!(
         "server: catalog 'demo' ready in {:.2} s: {} items x {} dims, {}-bit values (the widest the noise budget allows), {} layout, version {}…",
         t.elapsed().as_secs_f64(),

@@ -49,7 +49,7 @@ pub async fn run(set: &EvalSet) -> anyhow::Result<()> {
         ..SpaceDeclaration::default()
     };
     let server = local_server::start("eval", loaded, declaration).await?;
-    let shape = *server.entry.served.shape();
+    let shape = *server.entry.shape();
     let ranker = Ranker::new(&server.url);
     let index: std::collections::HashMap<&str, usize> = id_list
         .iter()

@@ -48,6 +48,10 @@ pub enum ClientError {
     /// The server is busy: retry after the given seconds.
     #[error("the server is busy; retry in {retry_after} s")]
     Busy { retry_after: u32 },
+    /// A router could not get an answer from every shard of the catalog (never a partial
+    /// ranking): retry after the given seconds.
+    #[error("part of the catalog is unavailable on the server (a shard did not answer); retry in {retry_after} s")]
+    ShardUnavailable { retry_after: u32 },
     /// Over the server's rate limit or this app's quota: retry after the given seconds.
     #[error("rate limited by the server; retry in {retry_after} s")]
     RateLimited { retry_after: u32 },
@@ -125,6 +129,7 @@ impl ClientError {
         match (status, code) {
             (410, _) | (_, ErrorCode::VersionGone) => ClientError::VersionGone,
             (503, ErrorCode::Loading) => ClientError::Loading { retry_after },
+            (503, ErrorCode::ShardUnavailable) => ClientError::ShardUnavailable { retry_after },
             (503, _) => ClientError::Busy { retry_after },
             (429, _) => ClientError::RateLimited { retry_after },
             _ => ClientError::Server {

@@ -300,6 +300,9 @@ pub enum ErrorCode {
     Busy,
     /// 503: the catalog is configured but not built yet (with `Retry-After`).
     Loading,
+    /// 503: a router could not get every shard's right answer in time (with
+    /// `Retry-After`); never a partial response.
+    ShardUnavailable,
     /// 404: no such route.
     NotFound,
     /// 500: the server failed; not the client's fault.
@@ -331,6 +334,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Busy => "busy",
             ErrorCode::Loading => "loading",
+            ErrorCode::ShardUnavailable => "shard_unavailable",
             ErrorCode::NotFound => "not_found",
             ErrorCode::Internal => "internal",
             ErrorCode::Unknown => "unknown",
@@ -354,7 +358,7 @@ impl ErrorCode {
             ErrorCode::BodyTooLarge => 413,
             ErrorCode::Timeout => 408,
             ErrorCode::RateLimited => 429,
-            ErrorCode::Busy | ErrorCode::Loading => 503,
+            ErrorCode::Busy | ErrorCode::Loading | ErrorCode::ShardUnavailable => 503,
             ErrorCode::Internal | ErrorCode::Unknown => 500,
         }
     }
@@ -457,6 +461,7 @@ mod tests {
             ErrorCode::UnknownCatalog,
             ErrorCode::Internal,
             ErrorCode::Busy,
+            ErrorCode::ShardUnavailable,
         ] {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));

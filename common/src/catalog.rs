@@ -360,6 +360,21 @@ impl CatalogShape {
         }
     }
 
+    /// The shape in which a shard scans `items` of this catalog's items (whole blocks of
+    /// it): the same layout, widths and budget, the budget computed for the whole catalog
+    /// (its union bound counts every item); only the item count differs.
+    pub fn share(&self, items: usize) -> Result<Self, ProtocolError> {
+        if items > self.geometry.items {
+            return Err(ProtocolError::OutOfRange {
+                what: "shard item count",
+                value: items as u64,
+                allowed: format!("at most the catalog's {}", self.geometry.items),
+            });
+        }
+        let geometry = Geometry::new(self.geometry.n, self.layout, self.geometry.dimension, items)?;
+        Ok(CatalogShape { geometry, ..*self })
+    }
+
     /// This shape as the layout objective sees it: its payload bytes and its server time.
     pub fn candidate(&self) -> Candidate {
         Candidate {

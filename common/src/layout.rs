@@ -146,6 +146,40 @@ impl Geometry {
         self.blocks() * self.n
     }
 
+    /// Items a shard's range is a multiple of: max(N/b, 8), so that every shard holds whole
+    /// blocks (its hint is whole blocks of the catalog's hint) and its packed scores end on a
+    /// byte boundary (the shards' payloads join byte for byte) whatever the score width.
+    pub fn shard_unit(&self) -> usize {
+        self.items_per_block().max(8)
+    }
+
+    /// Split the items into `shards` consecutive ranges, each a multiple of
+    /// [`Self::shard_unit`] items but the last (which ends the catalog), as even as that
+    /// allows. Fails when there are fewer units than shards.
+    pub fn shard_ranges(
+        &self,
+        shards: usize,
+    ) -> Result<Vec<std::ops::Range<usize>>, ProtocolError> {
+        let unit = self.shard_unit();
+        let units = self.items.div_ceil(unit);
+        if shards == 0 || shards > units {
+            return Err(ProtocolError::OutOfRange {
+                what: "shard count",
+                value: shards as u64,
+                allowed: format!("1..={units} for {} items in units of {unit}", self.items),
+            });
+        }
+        let mut ranges = Vec::with_capacity(shards);
+        let mut start = 0;
+        for s in 0..shards {
+            let take = units / shards + usize::from(s < units % shards);
+            let end = (start + take * unit).min(self.items);
+            ranges.push(start..end);
+            start = end;
+        }
+        Ok(ranges)
+    }
+
     /// Check that every size that follows from this geometry and the wire widths (in bits:
     /// query, hint, response) fits in `max` (`isize::MAX` for this platform, the largest
     /// allocation): the counts of query, hint and score words, their packed bits, and the
@@ -208,6 +242,38 @@ mod tests {
         let many = Geometry::new(2048, Layout::Column, 1, 1 << 26).unwrap();
         assert!(many.check_sizes([40, 30, 64], max32).is_err());
         assert!(many.check_sizes([40, 30, 24], max32).is_ok());
+    }
+
+    #[test]
+    fn shard_ranges_cover_the_items_in_whole_units() {
+        for (layout, items, shards) in [
+            (Layout::Column, 5000, 2),
+            (Layout::Grouped(16), 12_000, 4),
+            (Layout::Grouped(128), 12_000, 3),
+            (Layout::Grouped(128), 40, 3),
+            (Layout::Grouped(1024), 100, 7),
+        ] {
+            let g = Geometry::new(2048, layout, 1024, items).unwrap();
+            let ranges = g.shard_ranges(shards).unwrap();
+            assert_eq!(ranges.len(), shards);
+            assert_eq!(ranges[0].start, 0);
+            assert_eq!(ranges.last().unwrap().end, items);
+            for pair in ranges.windows(2) {
+                assert_eq!(pair[0].end, pair[1].start);
+            }
+            for r in &ranges[..shards - 1] {
+                assert!(!r.is_empty());
+                assert_eq!(r.len() % g.shard_unit(), 0, "{layout} {items} {shards}");
+                assert_eq!(r.start % g.items_per_block(), 0);
+            }
+        }
+        let g = Geometry::new(2048, Layout::Column, 8, 5000).unwrap();
+        assert!(
+            g.shard_ranges(4).is_err(),
+            "only 3 blocks of 2048: at most 3 shards"
+        );
+        assert_eq!(g.shard_ranges(3).unwrap().len(), 3);
+        assert!(g.shard_ranges(0).is_err());
     }
 
     #[test]

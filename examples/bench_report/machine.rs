@@ -21,8 +21,9 @@ pub fn section(r: &mut Report, machine: &Machine, limits: &MachineLimits) {
     );
     r.line("kernels), `--bench end_to_end`, the naive tfhe-rs route (`benches/naive`, its own");
     r.line(
-        "workspace), then `cargo run --release --example bench_report`. Each benchmark checks what",
+        "workspace), `--bench layouts` and `--bench sharding`, then `cargo run --release --example",
     );
+    r.line("bench_report`. Each benchmark checks what");
     r.line("it times: decrypted scores must equal the plaintext integer dot products.");
     r.line("");
     r.line("## Machine");

@@ -14,6 +14,7 @@ mod layouts;
 mod machine;
 mod plot;
 mod server;
+mod sharding;
 mod targets;
 
 #[path = "../../benches/support/records.rs"]
@@ -23,7 +24,9 @@ mod records;
 use std::path::PathBuf;
 
 use format::Report;
-use records::{ClientRecord, EndToEndRecord, LayoutsRecord, NaiveRecord, ScoringRecord};
+use records::{
+    ClientRecord, EndToEndRecord, LayoutsRecord, NaiveRecord, ScoringRecord, ShardingRecord,
+};
 
 /// Published figures from other systems, on other hardware.
 mod published {
@@ -75,6 +78,7 @@ fn main() -> std::io::Result<()> {
     let e2e: Option<EndToEndRecord> = load("end_to_end");
     let naive: Option<NaiveRecord> = load("naive");
     let layouts: Option<LayoutsRecord> = load("layouts");
+    let sharding: Option<ShardingRecord> = load("sharding");
     let first = scoring
         .as_ref()
         .map(|s| (&s.machine, &s.limits))
@@ -105,6 +109,9 @@ fn main() -> std::io::Result<()> {
     comparisons::section(&mut r, scoring.as_ref(), naive.as_ref());
     if let Some(l) = &layouts {
         layouts::section(&mut r, l);
+    }
+    if let Some(s) = &sharding {
+        sharding::section(&mut r, s);
     }
     if let Some(s) = &scoring {
         bytes::section(&mut r, s);

@@ -15,6 +15,7 @@
 #![deny(unsafe_code, unsafe_op_in_unsafe_fn)]
 
 pub mod access;
+pub mod artefact;
 pub mod http;
 pub mod load;
 pub mod scan;

@@ -15,62 +15,103 @@ use blindscore_common::api::{Metric, Normalisation};
 use blindscore_common::Layout;
 use blindscore_demo::{DemoCatalog, DEMO_ITEMS, DEMO_MODEL};
 use blindscore_server::access::{parse_proxy, ApiKeys, BearerToken, ForwardedHeader, RateLimit};
+use blindscore_server::artefact::{install_artefact, routed_entry, write_artefact, Artefact};
 use blindscore_server::http::serve;
 use blindscore_server::http::tls::server_config_from_files;
 use blindscore_server::load::{demo_items, read_ids, read_jsonl, read_npy, LoadedItems};
 use blindscore_server::serving::metrics::process_memory;
-use blindscore_server::serving::{AppState, BatchConfig, ServiceConfig, SpaceDeclaration};
-use clap::Parser;
+use blindscore_server::serving::{
+    plan_entry, AppState, BatchConfig, ServiceConfig, SpaceDeclaration,
+};
+use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
-/// Configuration of the server (flags, or environment variables).
+/// blindscore-server: with no subcommand, `serve` (the embedded demo catalog when no catalog
+/// is given).
 #[derive(Parser, Debug)]
 #[command(
     version,
-    about = "blindscore: score an item catalog against encrypted preferences"
+    about = "blindscore: score an item catalog against encrypted preferences",
+    args_conflicts_with_subcommands = true
 )]
-struct Config {
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve catalogs (the default): catalog files, the embedded demo, or an artefact
+    /// (whole, or one shard of it behind a router).
+    Serve(ServeArgs),
+    /// Build one catalog into an artefact directory (widths, layout, version and hint
+    /// computed once over every item), optionally split into shards.
+    Build(BuildArgs),
+    /// The public edge of a sharded catalog: serves its artefacts, and sends each query to
+    /// every shard and joins their answers.
+    Route(RouteArgs),
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    #[command(flatten)]
+    service: ServiceArgs,
+    #[command(flatten)]
+    catalogs: CatalogArgs,
+    /// Serve the artefact in this directory (made by `build`) instead of catalog files:
+    /// nothing is quantized or chosen again; every file's digest and the hint are checked.
+    #[arg(long, env = "BLINDSCORE_ARTEFACT", value_name = "DIR", conflicts_with_all = ["catalogs", "config"])]
+    artefact: Option<PathBuf>,
+    /// Serve only this shard of the artefact, as an internal service behind `route`: it
+    /// answers scores for its share of the items, never the catalog's artefacts; rate
+    /// limits and catalog replacement are off.
+    #[arg(long, env = "BLINDSCORE_SHARD", requires = "artefact")]
+    shard: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+struct BuildArgs {
+    #[command(flatten)]
+    catalogs: CatalogArgs,
+    /// The artefact directory to write (must not exist yet).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// How many shards to split the items into (ranges of whole blocks).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    shards: u32,
+}
+
+#[derive(Args, Debug)]
+struct RouteArgs {
+    #[command(flatten)]
+    service: ServiceArgs,
+    /// The sharded catalog's artefact directory (its manifest, ids, scales and hint blocks
+    /// are read; its items are not).
+    #[arg(long, env = "BLINDSCORE_ARTEFACT", value_name = "DIR")]
+    artefact: PathBuf,
+    /// Where shard I is served, I=URL (a load-balanced service of its replicas), one for
+    /// every shard of the artefact.
+    #[arg(
+        long = "shard-url",
+        value_name = "I=URL",
+        required = true,
+        env = "BLINDSCORE_SHARD_URLS",
+        value_delimiter = ','
+    )]
+    shard_urls: Vec<String>,
+    /// Time limit of a query's shard calls, seconds (a call is retried once within it).
+    #[arg(long, env = "BLINDSCORE_SHARD_TIMEOUT_SECONDS", default_value_t = 10)]
+    shard_timeout_seconds: u64,
+}
+
+/// How the service listens and limits requests.
+#[derive(Args, Debug)]
+struct ServiceArgs {
     /// Address to listen on.
     #[arg(long, env = "BLINDSCORE_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// A catalog to serve, NAME=PATH, where PATH is a .npy matrix (items x dims; give its
-    /// ids with --ids, in the same order) or a .jsonl file. Repeatable.
-    #[arg(long = "catalog", value_name = "NAME=PATH")]
-    catalogs: Vec<String>,
-    /// Item ids (one per line) for each .npy catalog, in the order of --catalog.
-    #[arg(long = "ids", value_name = "PATH")]
-    ids: Vec<PathBuf>,
-    /// A JSON file listing catalogs: {"catalogs": [{"name", "path", "ids", "model",
-    /// "normalisation", "metric", "bits"}]}.
-    #[arg(long, env = "BLINDSCORE_CONFIG")]
-    config: Option<PathBuf>,
-    /// Embedding model the catalogs were made with (declared in their description).
-    #[arg(long, env = "BLINDSCORE_MODEL", default_value = "unspecified")]
-    model: String,
-    /// Row normalisation applied at load: l2 or none.
-    #[arg(long, env = "BLINDSCORE_NORMALISATION", default_value = "l2")]
-    normalisation: Normalisation,
-    /// What the scores stand for: cosine or dot.
-    #[arg(long, env = "BLINDSCORE_METRIC", default_value = "cosine")]
-    metric: Metric,
-    /// Width of catalog values, bits (default: the widest the noise budget allows for the
-    /// catalog's real norms and dimension).
-    #[arg(long, env = "BLINDSCORE_BITS")]
-    bits: Option<u32>,
-    /// Scale each dimension to the full range too (folded into the query by the client).
-    #[arg(long, env = "BLINDSCORE_DIMENSION_SCALES")]
-    dimension_scales: bool,
-    /// Width of query values, bits.
-    #[arg(long, env = "BLINDSCORE_QUERY_BITS", default_value_t = 8)]
-    query_bits: u32,
-    /// Group size b of the layout (1 = column); by default the layout objective picks it.
-    #[arg(long, env = "BLINDSCORE_GROUP_SIZE")]
-    group_size: Option<u32>,
-    /// How many queries a client makes of one catalog version (rankings before the
-    /// catalog changes): the layout is chosen for the fewest bytes over that many, within
-    /// the server's speed (see the README).
-    #[arg(long, env = "BLINDSCORE_QUERIES_PER_VERSION", default_value_t = blindscore_common::objective::DEFAULT_QUERIES_PER_VERSION, value_parser = clap::value_parser!(u32).range(1..))]
-    queries_per_version: u32,
     /// Batching window for concurrent queries, milliseconds.
     #[arg(long, env = "BLINDSCORE_BATCH_WINDOW_MS", default_value_t = 2)]
     batch_window_ms: u64,
@@ -131,6 +172,49 @@ struct Config {
     api_keys: Option<PathBuf>,
 }
 
+/// The catalogs to load from files, and how to encode them.
+#[derive(Args, Debug)]
+struct CatalogArgs {
+    /// A catalog to serve, NAME=PATH, where PATH is a .npy matrix (items x dims; give its
+    /// ids with --ids, in the same order) or a .jsonl file. Repeatable.
+    #[arg(long = "catalog", value_name = "NAME=PATH")]
+    catalogs: Vec<String>,
+    /// Item ids (one per line) for each .npy catalog, in the order of --catalog.
+    #[arg(long = "ids", value_name = "PATH")]
+    ids: Vec<PathBuf>,
+    /// A JSON file listing catalogs: {"catalogs": [{"name", "path", "ids", "model",
+    /// "normalisation", "metric", "bits"}]}.
+    #[arg(long, env = "BLINDSCORE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Embedding model the catalogs were made with (declared in their description).
+    #[arg(long, env = "BLINDSCORE_MODEL", default_value = "unspecified")]
+    model: String,
+    /// Row normalisation applied at load: l2 or none.
+    #[arg(long, env = "BLINDSCORE_NORMALISATION", default_value = "l2")]
+    normalisation: Normalisation,
+    /// What the scores stand for: cosine or dot.
+    #[arg(long, env = "BLINDSCORE_METRIC", default_value = "cosine")]
+    metric: Metric,
+    /// Width of catalog values, bits (default: the widest the noise budget allows for the
+    /// catalog's real norms and dimension).
+    #[arg(long, env = "BLINDSCORE_BITS")]
+    bits: Option<u32>,
+    /// Scale each dimension to the full range too (folded into the query by the client).
+    #[arg(long, env = "BLINDSCORE_DIMENSION_SCALES")]
+    dimension_scales: bool,
+    /// Width of query values, bits.
+    #[arg(long, env = "BLINDSCORE_QUERY_BITS", default_value_t = 8)]
+    query_bits: u32,
+    /// Group size b of the layout (1 = column); by default the layout objective picks it.
+    #[arg(long, env = "BLINDSCORE_GROUP_SIZE")]
+    group_size: Option<u32>,
+    /// How many queries a client makes of one catalog version (rankings before the
+    /// catalog changes): the layout is chosen for the fewest bytes over that many, within
+    /// the server's speed (see the README).
+    #[arg(long, env = "BLINDSCORE_QUERIES_PER_VERSION", default_value_t = blindscore_common::objective::DEFAULT_QUERIES_PER_VERSION, value_parser = clap::value_parser!(u32).range(1..))]
+    queries_per_version: u32,
+}
+
 #[derive(Deserialize)]
 struct ConfigFile {
     catalogs: Vec<CatalogEntry>,
@@ -149,53 +233,236 @@ struct CatalogEntry {
     dimension_scales: Option<bool>,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    let config = Config::parse();
-    tracing::info!(?config, "blindscore-server starting");
-    let catalogs = catalog_entries(&config)?;
-    let service = ServiceConfig {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Build(args)) => build(args),
+        command => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(async move {
+                match command {
+                    Some(Command::Route(args)) => route(args).await,
+                    Some(Command::Serve(args)) => serve_catalogs(args).await,
+                    _ => serve_catalogs(cli.serve).await,
+                }
+            })
+        }
+    }
+}
+
+/// `build`: load and plan the catalog as `serve` would, and write it as an artefact.
+fn build(args: BuildArgs) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let mut catalogs = catalog_entries(&args.catalogs)?;
+    if catalogs.len() != 1 {
+        anyhow::bail!(
+            "build writes one catalog per artefact; {} were given",
+            catalogs.len()
+        );
+    }
+    let (name, load, declaration) = catalogs.remove(0);
+    let config = ServiceConfig {
+        query_bits: args.catalogs.query_bits,
+        layout: args.catalogs.group_size.map(Layout::from_group_size),
+        queries_per_version: args.catalogs.queries_per_version,
+        ..ServiceConfig::default()
+    };
+    tracing::info!(catalog = %name, "loading");
+    let items = load().with_context(|| format!("loading catalog {name:?}"))?;
+    let plan = plan_entry(&name, items, &declaration, &config)
+        .with_context(|| format!("planning catalog {name:?}"))?;
+    let manifest = write_artefact(
+        &args.out,
+        &plan,
+        args.shards as usize,
+        &|step| tracing::info!(catalog = %name, "writing {step}"),
+    )
+    .with_context(|| format!("writing the artefact to {}", args.out.display()))?;
+    tracing::info!(
+        catalog = %name,
+        version = %manifest.version,
+        items = manifest.items,
+        dimension = manifest.dimension,
+        layout = %manifest.layout,
+        catalog_bits = manifest.catalog_bits,
+        shards = manifest.shards.len(),
+        seconds = started.elapsed().as_secs_f64(),
+        "artefact written to {}",
+        args.out.display()
+    );
+    Ok(())
+}
+
+/// The service's settings from its flags.
+fn service_config(args: &ServiceArgs) -> anyhow::Result<ServiceConfig> {
+    Ok(ServiceConfig {
         batch: BatchConfig {
-            window: Duration::from_millis(config.batch_window_ms),
-            max_batch: config.max_batch.max(1),
-            queue_depth: config.queue_depth.max(1),
+            window: Duration::from_millis(args.batch_window_ms),
+            max_batch: args.max_batch.max(1),
+            queue_depth: args.queue_depth.max(1),
         },
-        grace: Duration::from_secs(config.grace_seconds),
-        request_timeout: Duration::from_secs(config.request_timeout_seconds),
-        admin_timeout: Duration::from_secs(config.admin_timeout_seconds),
-        max_upload_bytes: config.max_upload_bytes,
+        grace: Duration::from_secs(args.grace_seconds),
+        request_timeout: Duration::from_secs(args.request_timeout_seconds),
+        admin_timeout: Duration::from_secs(args.admin_timeout_seconds),
+        max_upload_bytes: args.max_upload_bytes,
         admin_token: token_from_env("BLINDSCORE_ADMIN_TOKEN")?,
-        trusted_proxies: config.trusted_proxies.clone(),
-        forwarded_header: config.forwarded_header,
+        trusted_proxies: args.trusted_proxies.clone(),
+        forwarded_header: args.forwarded_header,
         without_peer_addresses: false,
-        metrics_on_main_listener: config.metrics_listen.is_none(),
+        metrics_on_main_listener: args.metrics_listen.is_none(),
         metrics_token: token_from_env("BLINDSCORE_METRICS_TOKEN")?,
-        query_bits: config.query_bits,
-        layout: config.group_size.map(Layout::from_group_size),
-        queries_per_version: config.queries_per_version,
-        rate_limit: (config.rate_limit > 0.0).then_some(RateLimit {
-            per_second: config.rate_limit,
-            burst: config.rate_burst.max(1),
+        rate_limit: (args.rate_limit > 0.0).then_some(RateLimit {
+            per_second: args.rate_limit,
+            burst: args.rate_burst.max(1),
         }),
-        api_keys: match &config.api_keys {
+        api_keys: match &args.api_keys {
             Some(path) => Some(Arc::new(ApiKeys::load(path).map_err(anyhow::Error::msg)?)),
             None => None,
         },
-    };
-    let tls = match (&config.tls_cert, &config.tls_key) {
+        ..ServiceConfig::default()
+    })
+}
+
+/// A catalog replacement over the admin route would give a shard or a router a version
+/// of its own: off for them (a new catalog is a new artefact).
+fn without_replacement(mut service: ServiceConfig, what: &str) -> ServiceConfig {
+    if service.admin_token.take().is_some() {
+        tracing::warn!("BLINDSCORE_ADMIN_TOKEN is ignored: catalog replacement is off for {what} (a new catalog is a new artefact)");
+    }
+    service
+}
+
+/// `serve` (and no subcommand): catalog files, the demo, or an artefact.
+async fn serve_catalogs(args: ServeArgs) -> anyhow::Result<()> {
+    let mut service = service_config(&args.service)?;
+    service.layout = args.catalogs.group_size.map(Layout::from_group_size);
+    service.query_bits = args.catalogs.query_bits;
+    service.queries_per_version = args.catalogs.queries_per_version;
+    if let Some(dir) = &args.artefact {
+        let artefact = Artefact::open(dir)
+            .with_context(|| format!("opening the artefact {}", dir.display()))?;
+        service.query_bits = artefact.shape().query_bits;
+        if args.shard.is_some() {
+            service = without_replacement(service, "shards");
+            // A shard's callers are its router's replicas: per-address limits would
+            // throttle the router itself. The router applies them.
+            service.rate_limit = None;
+        }
+        let name = artefact.manifest().catalog.clone();
+        let shard = args.shard;
+        if let Some(s) = shard {
+            if s >= artefact.shard_count() {
+                anyhow::bail!(
+                    "--shard {s}: the artefact {} has shards 0..{}",
+                    dir.display(),
+                    artefact.shard_count()
+                );
+            }
+        }
+        let dir = dir.clone();
+        return run(&args.service, service, vec![name], move |state| {
+            let entry = install_artefact(&state, &artefact, shard)
+                .with_context(|| format!("serving the artefact {}", dir.display()))?;
+            tracing::info!(
+                catalog = %artefact.manifest().catalog,
+                version = %entry.version(),
+                shard = ?entry.shard,
+                "artefact served from {}",
+                dir.display()
+            );
+            Ok(())
+        })
+        .await;
+    }
+    let catalogs = catalog_entries(&args.catalogs)?;
+    let names = catalogs.iter().map(|(name, _, _)| name.clone()).collect();
+    run(&args.service, service, names, move |state| {
+        for (name, load, declaration) in catalogs {
+            let items = load().with_context(|| format!("loading catalog {name:?}"))?;
+            state
+                .build_and_install(&name, items, &declaration)
+                .with_context(|| format!("building catalog {name:?}"))?;
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// `route`: the artefact's public parts, the shards' addresses.
+async fn route(args: RouteArgs) -> anyhow::Result<()> {
+    let service = without_replacement(service_config(&args.service)?, "routers");
+    let artefact = Artefact::open(&args.artefact)
+        .with_context(|| format!("opening the artefact {}", args.artefact.display()))?;
+    let mut urls: Vec<Option<String>> = vec![None; artefact.shard_count()];
+    for spec in &args.shard_urls {
+        let (index, url) = spec
+            .split_once('=')
+            .with_context(|| format!("--shard-url {spec:?}: expected I=URL"))?;
+        let index: usize = index
+            .parse()
+            .with_context(|| format!("--shard-url {spec:?}: I is a shard number"))?;
+        let slot = urls.get_mut(index).with_context(|| {
+            format!(
+                "--shard-url {spec:?}: the artefact has shards 0..{}",
+                artefact.shard_count()
+            )
+        })?;
+        if slot.replace(url.to_string()).is_some() {
+            anyhow::bail!("--shard-url: shard {index} is given twice");
+        }
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            anyhow::bail!("--shard-url {spec:?}: the URL must start with http:// or https://");
+        }
+    }
+    let urls = urls
+        .into_iter()
+        .enumerate()
+        .map(|(i, url)| url.with_context(|| format!("no --shard-url for shard {i}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let name = artefact.manifest().catalog.clone();
+    let deadline = Duration::from_secs(args.shard_timeout_seconds.max(1));
+    let queries_per_version = service.queries_per_version;
+    run(&args.service, service, vec![name.clone()], move |state| {
+        let entry = routed_entry(&artefact, urls, deadline, queries_per_version)
+            .with_context(|| format!("routing the artefact {}", args.artefact.display()))?;
+        tracing::info!(
+            catalog = %name,
+            version = %entry.version(),
+            shards = artefact.shard_count(),
+            "routing to the shards"
+        );
+        state.registry.install(&name, Arc::new(entry));
+        Ok(())
+    })
+    .await
+}
+
+/// Listen (TLS required beyond loopback), load what `load` installs on the blocking pool
+/// (ready once it is done), and serve until a shutdown signal.
+async fn run(
+    args: &ServiceArgs,
+    service: ServiceConfig,
+    names: Vec<String>,
+    load: impl FnOnce(Arc<AppState>) -> anyhow::Result<()> + Send + 'static,
+) -> anyhow::Result<()> {
+    tracing::info!(?args, "blindscore-server starting");
+    let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(
             server_config_from_files(cert, key)
                 .map_err(|e| anyhow::anyhow!("TLS configuration: {e}"))?,
         ),
-        _ if !config.listen.ip().is_loopback() && !config.insecure_plain_http => {
+        _ if !args.listen.ip().is_loopback() && !args.insecure_plain_http => {
             anyhow::bail!(
                 "listening on {} (beyond loopback) needs TLS: give --tls-cert and --tls-key, or --insecure-plain-http behind a proxy that terminates TLS",
-                config.listen
+                args.listen
             );
         }
         _ => None,
@@ -207,12 +474,10 @@ async fn main() -> anyhow::Result<()> {
     }
     let state = AppState::new(service);
     state.set_loading(true);
-    state
-        .registry
-        .expect(catalogs.iter().map(|(name, _, _)| name.clone()));
-    let listener = tokio::net::TcpListener::bind(config.listen)
+    state.registry.expect(names);
+    let listener = tokio::net::TcpListener::bind(args.listen)
         .await
-        .with_context(|| format!("binding {}", config.listen))?;
+        .with_context(|| format!("binding {}", args.listen))?;
     tracing::info!(
         "listening on {}://{} (ready once the catalogs are loaded: /readyz)",
         if tls.is_some() { "https" } else { "http" },
@@ -221,12 +486,7 @@ async fn main() -> anyhow::Result<()> {
 
     let loader = state.clone();
     let loading = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-        for (name, load, declaration) in catalogs {
-            let items = load().with_context(|| format!("loading catalog {name:?}"))?;
-            loader
-                .build_and_install(&name, items, &declaration)
-                .with_context(|| format!("building catalog {name:?}"))?;
-        }
+        load(loader.clone())?;
         let mem = process_memory();
         tracing::info!(
             resident_mib = mem.resident >> 20,
@@ -246,8 +506,8 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     });
-    if let Some(addr) = config.metrics_listen {
-        if !addr.ip().is_loopback() && !config.insecure_plain_http {
+    if let Some(addr) = args.metrics_listen {
+        if !addr.ip().is_loopback() && !args.insecure_plain_http {
             anyhow::bail!(
                 "--metrics-listen {addr} is beyond loopback, where the metrics (and their token) would travel in plain HTTP: listen on loopback, or add --insecure-plain-http behind a proxy that terminates TLS"
             );
@@ -287,7 +547,9 @@ fn token_from_env(name: &str) -> anyhow::Result<Option<BearerToken>> {
 
 type Loader = Box<dyn FnOnce() -> anyhow::Result<LoadedItems> + Send>;
 
-fn catalog_entries(config: &Config) -> anyhow::Result<Vec<(String, Loader, SpaceDeclaration)>> {
+fn catalog_entries(
+    config: &CatalogArgs,
+) -> anyhow::Result<Vec<(String, Loader, SpaceDeclaration)>> {
     let default = SpaceDeclaration {
         model: config.model.clone(),
         normalisation: config.normalisation,

@@ -2,6 +2,8 @@
 //! encrypt-score-decrypt loop through the real server and client code.
 #![allow(dead_code)]
 
+pub mod processes;
+
 use blindscore_client::core::{Artifacts, Limits, PreparedCatalog};
 use blindscore_client::ClientError;
 use blindscore_common::api::Normalisation;

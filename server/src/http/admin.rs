@@ -185,7 +185,7 @@ pub async fn replace_catalog(
         name,
         version: entry.version().to_hex(),
         previous,
-        items: entry.served.shape().geometry.items,
+        items: entry.shape().geometry.items,
         seconds: started.elapsed().as_secs_f64(),
     }))
 }

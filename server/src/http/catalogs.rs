@@ -13,7 +13,7 @@ use blindscore_common::api::{CatalogInfo, ErrorBody, ErrorCode};
 
 use super::body::{drain, read_limited};
 use super::error::ApiError;
-use crate::serving::{AppState, Lookup, SubmitError, VersionEntry};
+use crate::serving::{AppState, Lookup, ScoreError, SubmitError, VersionEntry};
 
 /// The tag of these routes in the API document.
 pub const TAG: &str = "catalogs";
@@ -128,12 +128,12 @@ impl Artefact {
         }
     }
 
-    fn bytes(self, entry: &VersionEntry) -> &[u8] {
+    fn bytes(self, entry: &VersionEntry) -> bytes::Bytes {
         match self {
-            Artefact::Description => &entry.description_bytes,
-            Artefact::Hint => entry.served.hint_message(),
-            Artefact::Ids => &entry.ids_json,
-            Artefact::Scales => &entry.scales_bytes,
+            Artefact::Description => entry.description_bytes.clone(),
+            Artefact::Hint => entry.hint_message.clone(),
+            Artefact::Ids => entry.ids_json.clone(),
+            Artefact::Scales => entry.scales_bytes.clone(),
         }
     }
 }
@@ -146,6 +146,16 @@ fn artefact(
     kind: Artefact,
 ) -> Result<Response, ApiError> {
     let entry = version_entry(state, &name, &version)?;
+    if let Some(shard) = entry.shard {
+        // A shard holds only its share: the catalog's artefacts come from its router.
+        return Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!(
+                "this process is shard {} of {} of catalog {name:?}: it scores queries only; its router serves the catalog's artefacts",
+                shard.index, shard.count
+            ),
+        ));
+    }
     let etag = format!("\"{}-{}\"", entry.version().to_hex(), kind.tag());
     let cache = "public, max-age=31536000, immutable";
     let matches = headers
@@ -168,7 +178,7 @@ fn artefact(
             (header::CACHE_CONTROL, cache.to_string()),
             (header::CONTENT_TYPE, kind.content_type().to_string()),
         ],
-        kind.bytes(&entry).to_vec(),
+        kind.bytes(&entry),
     )
         .into_response())
 }
@@ -307,7 +317,7 @@ pub async fn scales(
         (status = 413, description = "`body_too_large`", body = ErrorBody),
         (status = 429, description = "`rate_limited`: this address or this app's quota (with `Retry-After`)", body = ErrorBody),
         (status = 500, description = "`internal`: the scoring pass failed (the server's fault)", body = ErrorBody),
-        (status = 503, description = "`busy` or `loading` (with `Retry-After`)", body = ErrorBody),
+        (status = 503, description = "`busy`, `loading` or (from a router) `shard_unavailable` (with `Retry-After`)", body = ErrorBody),
     ),
     security((), ("apiKey" = []))
 )]
@@ -325,17 +335,27 @@ pub async fn score(
             return Err(e);
         }
     };
-    let limit = entry.served.max_query_bytes() as usize;
+    let limit = entry.max_query_bytes() as usize;
     let bytes = read_limited(body, limit).await?;
-    // Decoded and checked here, once: a bad query never takes a place in a batch.
-    let query = entry.served.check_query(bytes)?;
-    match entry.batcher.submit(query).await {
+    // Decoded and checked here, once: a bad query never takes a place in a batch (nor
+    // reaches a router's shards).
+    let query = entry.check_query(bytes)?;
+    match entry.score(query).await {
         Ok(response) => Ok((
             [(header::CONTENT_TYPE, "application/octet-stream")],
-            response.into_bytes(),
+            response,
         )
             .into_response()),
-        Err(SubmitError::Busy) => {
+        Err(ScoreError::Shard(e)) => {
+            tracing::warn!(catalog = %name, error = %e, "a routed query failed");
+            s.metrics.record_busy();
+            Err(ApiError::new(
+                ErrorCode::ShardUnavailable,
+                format!("a shard of catalog {name:?} did not answer rightly in time ({e}); retry shortly"),
+            )
+            .retry_after(1))
+        }
+        Err(ScoreError::Submit(SubmitError::Busy)) => {
             s.metrics.record_busy();
             Err(ApiError::new(
                 ErrorCode::Busy,
@@ -343,11 +363,11 @@ pub async fn score(
             )
             .retry_after(1))
         }
-        Err(SubmitError::Closed) => Err(ApiError::new(
+        Err(ScoreError::Submit(SubmitError::Closed)) => Err(ApiError::new(
             ErrorCode::VersionGone,
             "this version was dropped; refetch the description",
         )),
-        Err(SubmitError::Failed) => Err(ApiError::internal(
+        Err(ScoreError::Submit(SubmitError::Failed)) => Err(ApiError::internal(
             "the scoring pass failed; this is the server's fault, not the query's",
         )),
     }

@@ -124,6 +124,20 @@ pub fn exact_hint_integer(
     hint
 }
 
+/// The hint's wire payload for a catalog (or one shard's share, whole blocks of it): the
+/// exact hint cut to its words and bit-packed. Each block is N words, a whole number of
+/// bytes, so the payloads of consecutive shares join into the whole catalog's.
+pub fn packed_hint(
+    shape: &CatalogShape,
+    catalog: &QuantizedCatalog,
+    masks: &Masks,
+    progress: Progress<'_>,
+) -> Vec<u8> {
+    let mut words = exact_hint(shape, catalog, masks, progress);
+    cut_to_words(shape, &mut words);
+    blindscore_common::bitpack::pack(&words, shape.budget.hint_bits())
+}
+
 /// Cut the exact hint, in place, to its wire words.
 pub fn cut_to_words(shape: &CatalogShape, hint: &mut [u64]) {
     let b = &shape.budget;

@@ -55,6 +55,11 @@ impl CheckedQuery {
     pub fn version(&self) -> &CatalogVersion {
         &self.version
     }
+
+    /// The message as received (what a router forwards to every shard).
+    pub fn into_bytes(self) -> Bytes {
+        self.message
+    }
 }
 
 impl std::fmt::Debug for CheckedQuery {

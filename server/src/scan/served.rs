@@ -6,18 +6,33 @@ use blindscore_common::digest::{catalog_version, sha256, VersionInput};
 use blindscore_common::masks::Masks;
 use blindscore_common::wire::{self, HEADER_ALLOWANCE, WIRE_VERSION};
 use blindscore_common::{
-    bitpack, CatalogDescription, CatalogRef, CatalogShape, GlweParams, HintMessage, LayoutChoice,
+    CatalogDescription, CatalogRef, CatalogShape, GlweParams, HintMessage, LayoutChoice,
     ProtocolError, QuantizedCatalog,
 };
 
 use super::{hint, CheckedQuery, Evaluator, FourierCatalog, Kernel, ResponseMessage};
 
-/// One catalog version, ready to serve.
+/// The encoded hint message of a catalog (or a shard's share) in `shape`.
+fn hint_message(
+    catalog_ref: &CatalogRef,
+    shape: &CatalogShape,
+    catalog: &QuantizedCatalog,
+    masks: &Masks,
+    progress: &(dyn Fn(&str, usize, usize) + Sync),
+) -> Vec<u8> {
+    wire::encode(&HintMessage {
+        wire_version: WIRE_VERSION,
+        catalog: catalog_ref.clone(),
+        words: hint::packed_hint(shape, catalog, masks, &|d, t| progress("hint", d, t)),
+    })
+}
+
+/// One catalog version (or one shard of it), ready to serve.
 pub struct ServedCatalog {
     catalog_ref: CatalogRef,
     shape: CatalogShape,
     description: CatalogDescription,
-    hint_message: Vec<u8>,
+    hint_message: Bytes,
     fourier: FourierCatalog,
     kernel: Kernel,
 }
@@ -95,25 +110,71 @@ impl ServedCatalog {
         );
         // The hint first: its temporaries are gone before the large Fourier catalog is
         // allocated, which lowers the peak of a build.
-        let mut words = hint::exact_hint(&shape, catalog, &masks, &|d, t| progress("hint", d, t));
-        hint::cut_to_words(&shape, &mut words);
-        let hint_message = wire::encode(&HintMessage {
-            wire_version: WIRE_VERSION,
-            catalog: catalog_ref.clone(),
-            words: bitpack::pack(&words, shape.budget.hint_bits()),
-        });
-        drop(words);
-        let fourier = FourierCatalog::build(&shape, catalog, &|d, t| progress("fourier", d, t));
+        let hint_message = hint_message(&catalog_ref, &shape, catalog, &masks, progress);
         let description =
             CatalogDescription::new(catalog_ref.clone(), &shape, sha256(&hint_message));
-        Ok(ServedCatalog {
-            catalog_ref,
+        Ok(Self::assemble(
+            description,
+            shape,
+            hint_message,
+            catalog,
+            progress,
+        ))
+    }
+
+    /// Build one shard of a catalog version: `catalog` holds the shard's items (whole
+    /// blocks of the catalog `description` describes), scanned under the catalog's version,
+    /// masks and budget (see [`CatalogShape::share`]). Its hint message carries its share
+    /// of the catalog's hint (its blocks); its description is the whole catalog's.
+    pub fn build_share(
+        description: &CatalogDescription,
+        catalog: &QuantizedCatalog,
+        progress: &(dyn Fn(&str, usize, usize) + Sync),
+    ) -> Result<Self, ProtocolError> {
+        let whole = description.shape()?;
+        if catalog.dimension() != whole.geometry.dimension || catalog.bits() > whole.catalog_bits {
+            return Err(ProtocolError::Malformed(format!(
+                "a shard of {}-bit values in {} dimensions, for a catalog of {}-bit values in {}",
+                catalog.bits(),
+                catalog.dimension(),
+                whole.catalog_bits,
+                whole.geometry.dimension
+            )));
+        }
+        let shape = whole.share(catalog.items())?;
+        let catalog_ref = description.catalog.clone();
+        let masks = Masks::derive(
+            shape.params,
+            &catalog_ref.catalog_id,
+            &catalog_ref.version,
+            shape.geometry.groups(),
+        );
+        let hint_message = hint_message(&catalog_ref, &shape, catalog, &masks, progress);
+        Ok(Self::assemble(
+            description.clone(),
+            shape,
+            hint_message,
+            catalog,
+            progress,
+        ))
+    }
+
+    fn assemble(
+        description: CatalogDescription,
+        shape: CatalogShape,
+        hint_message: Vec<u8>,
+        catalog: &QuantizedCatalog,
+        progress: &(dyn Fn(&str, usize, usize) + Sync),
+    ) -> Self {
+        let fourier = FourierCatalog::build(&shape, catalog, &|d, t| progress("fourier", d, t));
+        ServedCatalog {
+            catalog_ref: description.catalog.clone(),
             shape,
             description,
-            hint_message,
+            hint_message: hint_message.into(),
             fourier,
             kernel: Kernel::detect(),
-        })
+        }
     }
 
     /// Use a given kernel for scoring (the portable one, e.g., to compare).
@@ -130,7 +191,7 @@ impl ServedCatalog {
         &self.catalog_ref
     }
 
-    /// Shape and budget.
+    /// Shape and budget, in which this process scans (a shard's: its share of the items).
     pub fn shape(&self) -> &CatalogShape {
         &self.shape
     }
@@ -140,9 +201,15 @@ impl ServedCatalog {
         &self.description
     }
 
-    /// The encoded hint message (its SHA-256 is in the description).
+    /// The encoded hint message (its SHA-256 is in the description; a shard's carries its
+    /// share of the hint).
     pub fn hint_message(&self) -> &[u8] {
         &self.hint_message
+    }
+
+    /// The encoded hint message, shared without a copy.
+    pub fn hint_bytes(&self) -> Bytes {
+        self.hint_message.clone()
     }
 
     /// The Fourier catalog.

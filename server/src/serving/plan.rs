@@ -6,9 +6,10 @@ use std::time::Instant;
 
 use blindscore_common::api::EmbeddingSpace;
 use blindscore_common::params::DEFAULT_PARAMS;
-use blindscore_common::{LayoutChoice, QuantizedCatalog};
+use blindscore_common::{CatalogDescription, CatalogShape, Layout, LayoutChoice, QuantizedCatalog};
 
 use super::config::{ServiceConfig, SpaceDeclaration};
+use super::version::ShardOf;
 use crate::load::{LoadError, LoadedItems};
 use crate::scan::CatalogSource;
 
@@ -25,6 +26,50 @@ pub struct PlannedVersion {
     pub(super) scales: Vec<f32>,
     pub(super) space: EmbeddingSpace,
     pub(super) layout: LayoutChoice,
+    /// The shape it will have.
+    pub shape: CatalogShape,
+}
+
+impl PlannedVersion {
+    /// The catalog's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The quantized items.
+    pub fn catalog(&self) -> &QuantizedCatalog {
+        &self.catalog
+    }
+
+    /// Per-item scales, then the dimension scales if any.
+    pub fn scales(&self) -> &[f32] {
+        &self.scales
+    }
+
+    /// The encoded ids.
+    pub fn ids_json(&self) -> &[u8] {
+        &self.ids_json
+    }
+
+    /// The embedding space as declared.
+    pub fn space(&self) -> &EmbeddingSpace {
+        &self.space
+    }
+}
+
+/// One shard's share of a catalog version, read from an artefact: the catalog's description
+/// (its version, widths and budget, computed over every item when the artefact was built),
+/// the shard's items, ids and scales, and its blocks of the hint, which the build recomputes
+/// and compares.
+pub struct PlannedShare {
+    pub description: CatalogDescription,
+    pub shard: ShardOf,
+    pub catalog: QuantizedCatalog,
+    pub ids_json: Vec<u8>,
+    pub scales: Vec<f32>,
+    pub space: EmbeddingSpace,
+    /// The shard's blocks of the catalog's packed hint.
+    pub hint_blocks: Vec<u8>,
 }
 
 /// Check and plan a version: spread the dimensions if asked, narrow the values to the
@@ -103,6 +148,35 @@ pub fn plan_entry(
         scales,
         space,
         layout,
+        shape,
+    })
+}
+
+/// Plan a version of items already quantized at their final width, in a fixed layout (as
+/// an artefact holds them): nothing is narrowed or chosen again.
+pub fn plan_quantized(
+    name: &str,
+    catalog: QuantizedCatalog,
+    scales: Vec<f32>,
+    ids_json: Vec<u8>,
+    space: EmbeddingSpace,
+    layout: Layout,
+    config: &ServiceConfig,
+) -> Result<PlannedVersion, LoadError> {
+    let started = Instant::now();
+    let layout = LayoutChoice::Fixed(layout);
+    let shape = CatalogShape::for_catalog(DEFAULT_PARAMS, &catalog, config.query_bits, layout)?;
+    let version = source(name, &catalog, &scales, &ids_json, layout, config).version(&shape);
+    Ok(PlannedVersion {
+        version,
+        name: name.to_string(),
+        started,
+        ids_json,
+        catalog,
+        scales,
+        space,
+        layout,
+        shape,
     })
 }
 

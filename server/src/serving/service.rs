@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::batcher::Batcher;
 use super::config::{ServiceConfig, SpaceDeclaration};
 use super::metrics::{process_memory, CatalogGauges, Metrics};
-use super::plan::{plan_entry, source, PlannedVersion};
+use super::plan::{plan_entry, source, PlannedShare, PlannedVersion};
 use super::registry::Registry;
 use super::version::VersionEntry;
 use crate::access::Buckets;
@@ -101,6 +101,22 @@ impl AppState {
         build_planned(plan, &self.config, &self.runtime, self.metrics.clone())
     }
 
+    /// Build a shard's share of a version and install it (a shard process serves nothing
+    /// else).
+    pub fn build_share_and_install(
+        &self,
+        share: PlannedShare,
+    ) -> Result<Arc<VersionEntry>, LoadError> {
+        let name = share.description.catalog.catalog_id.clone();
+        let _guard = self
+            .registry
+            .begin_build(&name)
+            .ok_or_else(|| LoadError::Busy(name.clone()))?;
+        let entry = build_share(share, &self.config, &self.runtime, self.metrics.clone())?;
+        self.registry.install(&name, entry.clone());
+        Ok(entry)
+    }
+
     /// The catalogs' gauges for the metrics, now.
     pub fn catalog_gauges(&self) -> Vec<CatalogGauges> {
         self.registry
@@ -108,12 +124,12 @@ impl AppState {
             .into_iter()
             .map(|(name, current, previous)| CatalogGauges {
                 name,
-                items: current.served.shape().geometry.items,
+                items: current.shape().geometry.items,
                 versions_held: 1 + previous.is_some() as usize,
                 memory_bytes: current.memory_bytes
                     + previous.as_ref().map_or(0, |p| p.memory_bytes),
                 build_seconds: current.build_seconds,
-                queue_depth: current.batcher.queued(),
+                queue_depth: current.queued(),
             })
             .collect()
     }
@@ -136,6 +152,7 @@ fn build_planned(
         scales,
         space,
         layout,
+        shape: _,
     } = plan;
     let name = name.as_str();
     let served = ServedCatalog::build(
@@ -151,7 +168,7 @@ fn build_planned(
     let seconds = started.elapsed().as_secs_f64();
     let served = Arc::new(served);
     let batcher = Batcher::start(runtime, served.clone(), config.batch, metrics);
-    let entry = Arc::new(VersionEntry::new(
+    let entry = Arc::new(VersionEntry::scanned(
         served,
         batcher,
         ids_json,
@@ -159,21 +176,83 @@ fn build_planned(
         space,
         seconds,
         config.queries_per_version,
+        None,
     ));
+    log_built(name, &entry);
+    Ok(entry)
+}
+
+/// Build a shard's share of a version (its Fourier catalog and its hint blocks, which must
+/// equal the ones it was given) and start its batcher.
+fn build_share(
+    share: PlannedShare,
+    config: &ServiceConfig,
+    runtime: &tokio::runtime::Handle,
+    metrics: Arc<Metrics>,
+) -> Result<Arc<VersionEntry>, LoadError> {
+    let started = std::time::Instant::now();
+    let PlannedShare {
+        description,
+        shard,
+        catalog,
+        ids_json,
+        scales,
+        space,
+        hint_blocks,
+    } = share;
+    let name = description.catalog.catalog_id.clone();
+    let served = ServedCatalog::build_share(&description, &catalog, &|step, done, total| {
+        if done == total || done % (total / 10).max(1) == 0 {
+            tracing::info!(catalog = %name, shard = shard.index, step, done, total, "building");
+        }
+    })?;
+    drop(catalog);
+    let expected = blindscore_common::wire::encode(&blindscore_common::HintMessage {
+        wire_version: blindscore_common::wire::WIRE_VERSION,
+        catalog: description.catalog.clone(),
+        words: hint_blocks,
+    });
+    if served.hint_message() != expected.as_slice() {
+        return Err(LoadError::Protocol(
+            blindscore_common::ProtocolError::Malformed(format!(
+                "shard {}'s hint blocks differ from the hint recomputed from its items",
+                shard.index
+            )),
+        ));
+    }
+    let served = Arc::new(served);
+    let batcher = Batcher::start(runtime, served.clone(), config.batch, metrics);
+    let entry = Arc::new(VersionEntry::scanned(
+        served,
+        batcher,
+        ids_json,
+        &scales,
+        space,
+        started.elapsed().as_secs_f64(),
+        config.queries_per_version,
+        Some(shard),
+    ));
+    log_built(&name, &entry);
+    Ok(entry)
+}
+
+fn log_built(name: &str, entry: &VersionEntry) {
+    let seconds = entry.build_seconds;
     let mem = process_memory();
     tracing::info!(
         catalog = name,
         version = %entry.version(),
-        items = entry.served.shape().geometry.items,
-        dimension = entry.served.shape().geometry.dimension,
-        layout = %entry.served.shape().layout,
+        shard = ?entry.shard,
+        items = entry.shape().geometry.items,
+        dimension = entry.shape().geometry.dimension,
+        layout = %entry.shape().layout,
         seconds,
         version_mib = entry.memory_bytes as f64 / (1 << 20) as f64,
         resident_mib = mem.resident as f64 / (1 << 20) as f64,
         peak_resident_mib = mem.peak as f64 / (1 << 20) as f64,
         "catalog version built"
     );
-    let shape = entry.served.shape();
+    let shape = entry.shape();
     let transfer = &entry.transfer;
     let alternative = transfer.plaintext_alternative(shape);
     tracing::info!(
@@ -195,5 +274,4 @@ fn build_planned(
             "not worth encrypting by bytes: over this many queries a client would transfer fewer bytes downloading the quantized catalog (public to clients) and ranking on the device"
         );
     }
-    Ok(entry)
 }
