@@ -132,24 +132,9 @@ pub fn plan_entry(
     };
     let layout = chosen.unwrap_or_else(|| config.layout_choice());
     // The shape the build will use must exist (a declared width may not fit the budget).
-    let shape = blindscore_common::CatalogShape::for_catalog(
-        DEFAULT_PARAMS,
-        &catalog,
-        config.query_bits,
-        layout,
-    )?;
-    let version = source(name, &catalog, &scales, &ids_json, layout, config).version(&shape);
-    Ok(PlannedVersion {
-        version,
-        name: name.to_string(),
-        started,
-        ids_json,
-        catalog,
-        scales,
-        space,
-        layout,
-        shape,
-    })
+    planned(
+        name, started, catalog, scales, ids_json, space, layout, config,
+    )
 }
 
 /// Plan a version of items already quantized at their final width, in a fixed layout (as
@@ -163,8 +148,32 @@ pub fn plan_quantized(
     layout: Layout,
     config: &ServiceConfig,
 ) -> Result<PlannedVersion, LoadError> {
-    let started = Instant::now();
     let layout = LayoutChoice::Fixed(layout);
+    planned(
+        name,
+        Instant::now(),
+        catalog,
+        scales,
+        ids_json,
+        space,
+        layout,
+        config,
+    )
+}
+
+/// The planned version of a catalog at its final width: its shape (the budget met) and
+/// version.
+#[allow(clippy::too_many_arguments)]
+fn planned(
+    name: &str,
+    started: Instant,
+    catalog: QuantizedCatalog,
+    scales: Vec<f32>,
+    ids_json: Vec<u8>,
+    space: EmbeddingSpace,
+    layout: LayoutChoice,
+    config: &ServiceConfig,
+) -> Result<PlannedVersion, LoadError> {
     let shape = CatalogShape::for_catalog(DEFAULT_PARAMS, &catalog, config.query_bits, layout)?;
     let version = source(name, &catalog, &scales, &ids_json, layout, config).version(&shape);
     Ok(PlannedVersion {
