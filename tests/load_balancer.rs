@@ -11,8 +11,7 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,38 +19,12 @@ use std::time::{Duration, Instant};
 use blindscore_client::core::PreparedCatalog;
 use blindscore_client::{ClientError, Ranker};
 use blindscore_common::QuantizedCatalog;
-use blindscore_server::artefact::Artefact;
 use common::processes::*;
 use common::*;
 
 const D: usize = 32;
 /// Two column blocks of 2048: one per shard.
 const ITEMS: usize = 4000;
-
-fn replica(artefact: &Path, shard: usize, port: u16, logs: &Path) -> Child {
-    spawn_server(
-        &[
-            "serve".into(),
-            "--artefact".into(),
-            artefact.display().to_string(),
-            "--shard".into(),
-            shard.to_string(),
-            "--listen".into(),
-            format!("127.0.0.1:{port}"),
-        ],
-        Some(&logs.join(format!("shard{shard}-{port}.log"))),
-    )
-}
-
-/// The catalog the artefact holds, as the shards scan it.
-fn served_catalog(artefact: &Path) -> QuantizedCatalog {
-    let artefact = Artefact::open(artefact).unwrap();
-    let mut values = Vec::new();
-    for s in 0..artefact.shard_count() {
-        values.extend_from_slice(artefact.shard_items(s).unwrap().values());
-    }
-    QuantizedCatalog::new(D, artefact.shape().catalog_bits, values).unwrap()
-}
 
 /// One query through the router: its decrypted scores, checked exact, or the error.
 async fn query(
@@ -79,26 +52,15 @@ async fn replicas_behind_haproxy_lose_no_query_and_never_answer_partly() {
     std::fs::create_dir_all(&logs).unwrap();
     let (npy, ids) = write_catalog(&dir, ITEMS, D);
     let artefact = dir.join("artefact");
-    let built = Command::new(server_binary())
-        .args(["build", "--catalog"])
-        .arg(format!("shop={}", npy.display()))
-        .arg("--ids")
-        .arg(&ids)
-        .args(["--group-size", "1", "--shards", "2", "--out"])
-        .arg(&artefact)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(built.success(), "build failed");
-    let catalog = served_catalog(&artefact);
+    build_artefact("shop", (&npy, &ids), 2, &artefact);
+    let catalog = artefact_catalog(&artefact);
 
     let mut children = Children::default();
     let replica_ports: Vec<Vec<u16>> = (0..2).map(|_| vec![free_port(), free_port()]).collect();
     let mut replicas = vec![vec![0usize; 2]; 2];
     for (s, ports) in replica_ports.iter().enumerate() {
         for (r, &port) in ports.iter().enumerate() {
-            replicas[s][r] = children.push(replica(&artefact, s, port, &logs));
+            replicas[s][r] = children.push(spawn_shard(&artefact, s, port, &logs));
         }
     }
     for (s, ports) in replica_ports.iter().enumerate() {
@@ -197,7 +159,7 @@ async fn replicas_behind_haproxy_lose_no_query_and_never_answer_partly() {
 
     // One replica back: service returns (HAProxy's health checks see it within a second
     // or so).
-    let back = children.push(replica(&artefact, 1, replica_ports[1][0], &logs));
+    let back = children.push(spawn_shard(&artefact, 1, replica_ports[1][0], &logs));
     wait_ready(
         &format!("http://127.0.0.1:{}", replica_ports[1][0]),
         &mut children.0[back],

@@ -111,6 +111,20 @@ pub struct VersionInfo {
     /// device, over the first Q queries of the version.
     #[serde(default)]
     pub plaintext_alternative: Option<PlaintextAlternative>,
+    /// Set when this process is one shard of the catalog behind a router: which one. Its
+    /// `items` are then the shard's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardOf>,
+}
+
+/// Which part of a sharded catalog a process scans.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardOf {
+    /// This shard's index.
+    pub index: usize,
+    /// How many shards the catalog has.
+    pub count: usize,
 }
 
 /// What a client would pay to rank on the device instead: the catalog's embeddings are
@@ -239,6 +253,7 @@ impl VersionInfo {
             first_query_bytes: transfer.once_per_version + later,
             later_query_bytes: later,
             plaintext_alternative: Some(transfer.plaintext_alternative(shape)),
+            shard: None,
         }
     }
 
@@ -521,6 +536,7 @@ mod tests {
             first_query_bytes: 10,
             later_query_bytes: 2,
             plaintext_alternative: None,
+            shard: None,
         };
         let mut info = CatalogInfo {
             name: "c".into(),

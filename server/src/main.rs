@@ -6,7 +6,7 @@
 use std::fs::File;
 use std::io::BufReader;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +15,9 @@ use blindscore_common::api::{Metric, Normalisation};
 use blindscore_common::Layout;
 use blindscore_demo::{DemoCatalog, DEMO_ITEMS, DEMO_MODEL};
 use blindscore_server::access::{parse_proxy, ApiKeys, BearerToken, ForwardedHeader, RateLimit};
-use blindscore_server::artefact::{install_artefact, routed_entry, write_artefact, Artefact};
+use blindscore_server::artefact::{
+    install_artefact, write_artefact, Artefact, Following, Route, RouteSource, Router, Routes,
+};
 use blindscore_server::http::serve;
 use blindscore_server::http::tls::server_config_from_files;
 use blindscore_server::load::{demo_items, read_ids, read_jsonl, read_npy, LoadedItems};
@@ -87,23 +89,37 @@ struct BuildArgs {
 struct RouteArgs {
     #[command(flatten)]
     service: ServiceArgs,
-    /// The sharded catalog's artefact directory (its manifest, ids, scales and hint blocks
-    /// are read; its items are not).
-    #[arg(long, env = "BLINDSCORE_ARTEFACT", value_name = "DIR")]
-    artefact: PathBuf,
-    /// Where shard I is served, I=URL (a load-balanced service of its replicas), one for
-    /// every shard of the artefact.
+    /// The routes file: for each catalog, its artefact and its shards' URLs (JSON, see
+    /// the README). Read again whenever it changes: a route to a new artefact makes that
+    /// version current once every one of its shards answers ready for it.
+    #[arg(long, env = "BLINDSCORE_ROUTES", value_name = "FILE", conflicts_with_all = ["artefact", "shard_urls"])]
+    routes: Option<PathBuf>,
+    /// Instead of a routes file, one sharded catalog's artefact directory (its manifest,
+    /// ids, scales and hint blocks are read; its items are not).
+    #[arg(
+        long,
+        env = "BLINDSCORE_ARTEFACT",
+        value_name = "DIR",
+        requires = "shard_urls"
+    )]
+    artefact: Option<PathBuf>,
+    /// With --artefact: where shard I is served, I=URL (a load-balanced service of its
+    /// replicas), one for every shard of the artefact.
     #[arg(
         long = "shard-url",
         value_name = "I=URL",
-        required = true,
         env = "BLINDSCORE_SHARD_URLS",
-        value_delimiter = ','
+        value_delimiter = ',',
+        requires = "artefact"
     )]
     shard_urls: Vec<String>,
     /// Time limit of a query's shard calls, seconds (a call is retried once within it).
     #[arg(long, env = "BLINDSCORE_SHARD_TIMEOUT_SECONDS", default_value_t = 10)]
     shard_timeout_seconds: u64,
+    /// How often the routes file is read and a new version's shards are probed,
+    /// milliseconds.
+    #[arg(long, env = "BLINDSCORE_ROUTES_POLL_MS", default_value_t = 1000)]
+    routes_poll_ms: u64,
 }
 
 /// How the service listens and limits requests.
@@ -333,10 +349,11 @@ fn service_config(args: &ServiceArgs) -> anyhow::Result<ServiceConfig> {
 
 /// A catalog replacement over the admin route would give a shard or a router a version
 /// of its own: off for them (a new catalog is a new artefact).
-fn without_replacement(mut service: ServiceConfig, what: &str) -> ServiceConfig {
+fn without_replacement(mut service: ServiceConfig, why: &'static str) -> ServiceConfig {
     if service.admin_token.take().is_some() {
-        tracing::warn!("BLINDSCORE_ADMIN_TOKEN is ignored: catalog replacement is off for {what} (a new catalog is a new artefact)");
+        tracing::warn!("BLINDSCORE_ADMIN_TOKEN is ignored: {why}");
     }
+    service.replacement_off = Some(why);
     service
 }
 
@@ -351,7 +368,10 @@ async fn serve_catalogs(args: ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("opening the artefact {}", dir.display()))?;
         service.query_bits = artefact.shape().query_bits;
         if args.shard.is_some() {
-            service = without_replacement(service, "shards");
+            service = without_replacement(
+                service,
+                "a shard never replaces its catalog: a new catalog is a new artefact, served by new shards and given to the router in its routes",
+            );
             // A shard's callers are its router's replicas: per-address limits would
             // throttle the router itself. The router applies them.
             service.rate_limit = None;
@@ -396,13 +416,49 @@ async fn serve_catalogs(args: ServeArgs) -> anyhow::Result<()> {
     .await
 }
 
-/// `route`: the artefact's public parts, the shards' addresses.
+/// `route`: the routes (a file, or one artefact and its shards' addresses), each version
+/// made current once its shards answer ready for it.
 async fn route(args: RouteArgs) -> anyhow::Result<()> {
-    let service = without_replacement(service_config(&args.service)?, "routers");
-    let artefact = Artefact::open(&args.artefact)
-        .with_context(|| format!("opening the artefact {}", args.artefact.display()))?;
+    let service = without_replacement(
+        service_config(&args.service)?,
+        "a router never replaces a catalog over the admin route: a new catalog is a new artefact, given to the router in its routes file",
+    );
+    let source = match (&args.routes, &args.artefact) {
+        (Some(path), _) => RouteSource::File(path.clone()),
+        (None, Some(dir)) => RouteSource::Fixed(Routes {
+            catalogs: vec![Route {
+                artefact: dir.clone(),
+                shard_urls: shard_urls(dir, &args.shard_urls)?,
+            }],
+        }),
+        (None, None) => anyhow::bail!(
+            "give --routes FILE, or --artefact DIR with a --shard-url I=URL for every shard"
+        ),
+    };
+    let names = source.catalogs()?;
+    let following = Following {
+        deadline: Duration::from_secs(args.shard_timeout_seconds.max(1)),
+        poll: Duration::from_millis(args.routes_poll_ms.max(50)),
+        report: Duration::from_secs(10),
+    };
+    run(&args.service, service, names, move |state| {
+        // On the blocking pool: wait here, ready once every catalog has a version whose
+        // shards all answer ready, then follow the routes on the runtime.
+        let runtime = tokio::runtime::Handle::current();
+        let mut router = Router::new(state, source, following);
+        runtime.block_on(router.start())?;
+        runtime.spawn(router.follow());
+        Ok(())
+    })
+    .await
+}
+
+/// `--shard-url I=URL` flags in shard order, one for every shard of the artefact at `dir`.
+fn shard_urls(dir: &Path, specs: &[String]) -> anyhow::Result<Vec<String>> {
+    let artefact =
+        Artefact::open(dir).with_context(|| format!("opening the artefact {}", dir.display()))?;
     let mut urls: Vec<Option<String>> = vec![None; artefact.shard_count()];
-    for spec in &args.shard_urls {
+    for spec in specs {
         let (index, url) = spec
             .split_once('=')
             .with_context(|| format!("--shard-url {spec:?}: expected I=URL"))?;
@@ -422,27 +478,10 @@ async fn route(args: RouteArgs) -> anyhow::Result<()> {
             anyhow::bail!("--shard-url {spec:?}: the URL must start with http:// or https://");
         }
     }
-    let urls = urls
-        .into_iter()
+    urls.into_iter()
         .enumerate()
         .map(|(i, url)| url.with_context(|| format!("no --shard-url for shard {i}")))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let name = artefact.manifest().catalog.clone();
-    let deadline = Duration::from_secs(args.shard_timeout_seconds.max(1));
-    let queries_per_version = service.queries_per_version;
-    run(&args.service, service, vec![name.clone()], move |state| {
-        let entry = routed_entry(&artefact, urls, deadline, queries_per_version)
-            .with_context(|| format!("routing the artefact {}", args.artefact.display()))?;
-        tracing::info!(
-            catalog = %name,
-            version = %entry.version(),
-            shards = artefact.shard_count(),
-            "routing to the shards"
-        );
-        state.registry.install(&name, Arc::new(entry));
-        Ok(())
-    })
-    .await
+        .collect()
 }
 
 /// Listen (TLS required beyond loopback), load what `load` installs on the blocking pool
@@ -467,7 +506,7 @@ async fn run(
         }
         _ => None,
     };
-    if service.admin_token.is_none() {
+    if service.admin_token.is_none() && service.replacement_off.is_none() {
         tracing::info!(
             "admin endpoints disabled (set BLINDSCORE_ADMIN_TOKEN to enable catalog replacement)"
         );

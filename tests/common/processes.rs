@@ -61,6 +61,58 @@ pub fn write_catalog_rows(dir: &Path, rows: &[f32], d: usize) -> (PathBuf, PathB
     (npy, ids)
 }
 
+/// Build the catalog `name` from these files into a column-layout artefact of `shards`
+/// shards at `out`, with the server binary.
+pub fn build_artefact(name: &str, (npy, ids): (&Path, &Path), shards: usize, out: &Path) {
+    let built = Command::new(server_binary())
+        .args(["build", "--catalog"])
+        .arg(format!("{name}={}", npy.display()))
+        .arg("--ids")
+        .arg(ids)
+        .args([
+            "--group-size",
+            "1",
+            "--shards",
+            &shards.to_string(),
+            "--out",
+        ])
+        .arg(out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(built.success(), "build of {} failed", out.display());
+}
+
+/// The quantized catalog an artefact holds, as its shards scan it, joined.
+pub fn artefact_catalog(artefact: &Path) -> blindscore_common::QuantizedCatalog {
+    let artefact = blindscore_server::artefact::Artefact::open(artefact).unwrap();
+    let mut values = Vec::new();
+    for s in 0..artefact.shard_count() {
+        values.extend_from_slice(artefact.shard_items(s).unwrap().values());
+    }
+    let shape = artefact.shape();
+    blindscore_common::QuantizedCatalog::new(shape.geometry.dimension, shape.catalog_bits, values)
+        .unwrap()
+}
+
+/// Serve shard `shard` of `artefact` on a loopback `port`, logging to `logs`.
+pub fn spawn_shard(artefact: &Path, shard: usize, port: u16, logs: &Path) -> Child {
+    let name = artefact.file_name().unwrap().to_string_lossy().into_owned();
+    spawn_server(
+        &[
+            "serve".into(),
+            "--artefact".into(),
+            artefact.display().to_string(),
+            "--shard".into(),
+            shard.to_string(),
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+        ],
+        Some(&logs.join(format!("{name}-shard{shard}-{port}.log"))),
+    )
+}
+
 /// Start the server binary with these arguments, its output to `log` (or dropped).
 pub fn spawn_server(args: &[String], log: Option<&Path>) -> Child {
     let (out, err) = match log {

@@ -20,6 +20,7 @@
 //! Readers check every file's length and digest before using it ([`read`]).
 
 pub mod read;
+pub mod routes;
 pub mod serve;
 pub mod write;
 
@@ -33,6 +34,7 @@ use blindscore_common::Layout;
 use crate::load::LoadError;
 
 pub use read::{Artefact, PublicArtefacts};
+pub use routes::{Following, Route, RouteSource, Router, Routes};
 pub use serve::{install_artefact, routed_entry};
 pub use write::write_artefact;
 

@@ -194,7 +194,10 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(token) = &state.config.admin_token else {
         return Err(ApiError::new(
             ErrorCode::AdminDisabled,
-            "set BLINDSCORE_ADMIN_TOKEN to enable the admin endpoints",
+            state
+                .config
+                .replacement_off
+                .unwrap_or("set BLINDSCORE_ADMIN_TOKEN to enable the admin endpoints"),
         ));
     };
     if token.matches(bearer(headers)) {

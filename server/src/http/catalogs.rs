@@ -335,6 +335,12 @@ pub async fn score(
             return Err(e);
         }
     };
+    if entry.is_full() {
+        // Busy already: the query is read and dropped, never held, decoded or checked
+        // (the queue decides again when a query is submitted).
+        drain(body).await;
+        return Err(busy(&s));
+    }
     let limit = entry.max_query_bytes() as usize;
     let bytes = read_limited(body, limit).await?;
     // Decoded and checked here, once: a bad query never takes a place in a batch (nor
@@ -355,14 +361,7 @@ pub async fn score(
             )
             .retry_after(1))
         }
-        Err(ScoreError::Submit(SubmitError::Busy)) => {
-            s.metrics.record_busy();
-            Err(ApiError::new(
-                ErrorCode::Busy,
-                "too many queries are waiting; retry shortly",
-            )
-            .retry_after(1))
-        }
+        Err(ScoreError::Submit(SubmitError::Busy)) => Err(busy(&s)),
         Err(ScoreError::Submit(SubmitError::Closed)) => Err(ApiError::new(
             ErrorCode::VersionGone,
             "this version was dropped; refetch the description",
@@ -371,4 +370,14 @@ pub async fn score(
             "the scoring pass failed; this is the server's fault, not the query's",
         )),
     }
+}
+
+/// `busy`, counted.
+fn busy(s: &AppState) -> ApiError {
+    s.metrics.record_busy();
+    ApiError::new(
+        ErrorCode::Busy,
+        "too many queries are waiting; retry shortly",
+    )
+    .retry_after(1)
 }

@@ -76,6 +76,12 @@ pub fn aligned_zeros(len: usize) -> AlignedF64 {
 /// transformed queries and the accumulators.
 const KEPT: usize = 20;
 
+/// A kept buffer serves only requests of at least 1/FIT of its capacity. Were a pass's
+/// accumulators (tens of MiB, every page touched) lent to a response of a few hundred KiB,
+/// the next pass would map a new set, and the process would hold ever more of them: what
+/// the pool keeps stays within the sizes the passes ask for.
+const FIT: usize = 2;
+
 /// Smaller buffers are not worth keeping (the allocator serves them from memory it
 /// already has).
 const SMALLEST_KEPT_BYTES: usize = 64 << 10;
@@ -92,14 +98,15 @@ impl Pool {
         Pool(Mutex::new(Vec::new()))
     }
 
-    /// `len` zeros: in the smallest kept buffer big enough, or in a new one.
+    /// `len` zeros: in the smallest kept buffer that fits (big enough, and at most
+    /// [`FIT`] times `len`), or in a new one.
     pub(crate) fn take(&self, len: usize) -> AlignedF64 {
         let kept = {
             let mut pool = self.0.lock().unwrap_or_else(|e| e.into_inner());
             (0..pool.len())
-                .filter(|&i| pool[i].capacity() >= len)
+                .filter(|&i| (len..=len.saturating_mul(FIT)).contains(&pool[i].capacity()))
                 .min_by_key(|&i| pool[i].capacity())
-                .map(|i| pool.swap_remove(i))
+                .map(|i| pool.remove(i))
         };
         match kept {
             // Zero up to its capacity (see `give`): only the length changes.
@@ -112,7 +119,7 @@ impl Pool {
     }
 
     /// Zero `buffer` and keep it, if it is worth keeping; when the pool is full, the
-    /// smallest buffer goes.
+    /// buffer given back longest ago goes (the pool follows the sizes in use now).
     pub(crate) fn give(&self, mut buffer: AlignedF64) {
         if buffer.capacity() * std::mem::size_of::<f64>() < SMALLEST_KEPT_BYTES {
             return;
@@ -121,12 +128,29 @@ impl Pool {
         let mut pool = self.0.lock().unwrap_or_else(|e| e.into_inner());
         pool.push(buffer);
         if pool.len() > KEPT {
-            let smallest = (0..pool.len())
-                .min_by_key(|&i| pool[i].capacity())
-                .expect("the pool is not empty");
-            pool.swap_remove(smallest);
+            pool.remove(0);
         }
     }
+}
+
+/// Bytes the process-wide pool holds for reuse (its buffers' capacities).
+pub fn pooled_bytes() -> usize {
+    let pool = POOL.0.lock().unwrap_or_else(|e| e.into_inner());
+    pool.iter().map(|b| b.capacity()).sum::<usize>() * std::mem::size_of::<f64>()
+}
+
+/// Bytes of the heap in use now: allocated and not freed (glibc's count; `None` where it
+/// is not available). Unlike the resident size it leaves out what the allocator keeps
+/// after a free, so between two idle moments it grows only if memory is held on to.
+pub fn heap_in_use_bytes() -> Option<u64> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallinfo2 only reads the allocator's statistics (under its locks).
+        let info = unsafe { libc::mallinfo2() };
+        Some((info.uordblks + info.hblkhd) as u64)
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    None
 }
 
 /// `len` zero f64 values, 64-byte aligned, from the process-wide pool and given back to it
@@ -377,22 +401,40 @@ mod tests {
     }
 
     #[test]
-    fn small_buffers_are_not_kept_and_a_full_pool_lets_the_smallest_go() {
+    fn small_buffers_are_not_kept_and_a_full_pool_lets_the_oldest_go() {
         let pool = Pool::new();
         let small = pool.take(SMALLEST_KEPT_BYTES / 16);
         pool.give(small);
         assert!(pool.0.lock().unwrap().is_empty());
         let large = SMALLEST_KEPT_BYTES / 8;
         let buffers: Vec<AlignedF64> = (1..=KEPT + 1).map(|i| pool.take(i * large)).collect();
+        let oldest = buffers[0].as_ptr();
         for b in buffers {
             pool.give(b);
         }
         let kept = pool.0.lock().unwrap();
         assert_eq!(kept.len(), KEPT);
         assert!(
-            kept.iter().all(|b| b.capacity() >= 2 * large),
-            "the smallest went"
+            kept.iter().all(|b| b.as_ptr() != oldest),
+            "the buffer given back first went"
         );
+    }
+
+    #[test]
+    fn a_large_buffer_is_not_lent_to_a_small_request() {
+        let pool = Pool::new();
+        let len = SMALLEST_KEPT_BYTES / 8;
+        let large = pool.take(FIT * len + 8);
+        let address = large.as_ptr();
+        pool.give(large);
+        let small = pool.take(len);
+        assert_ne!(
+            small.as_ptr(),
+            address,
+            "a buffer over FIT times the request"
+        );
+        let fitting = pool.take(len * FIT);
+        assert_eq!(fitting.as_ptr(), address, "within FIT times: reused");
     }
 
     #[test]

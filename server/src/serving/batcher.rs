@@ -86,6 +86,11 @@ impl Batcher {
     pub fn queued(&self) -> usize {
         self.tx.max_capacity() - self.tx.capacity()
     }
+
+    /// Whether the queue is full: [`Batcher::submit`] would answer busy now.
+    pub fn is_full(&self) -> bool {
+        self.tx.capacity() == 0
+    }
 }
 
 async fn worker(

@@ -26,6 +26,9 @@ pub struct ServiceConfig {
     pub max_upload_bytes: u64,
     /// Bearer token of the admin endpoints; `None` disables them.
     pub admin_token: Option<BearerToken>,
+    /// Why this process never replaces a catalog over the admin route, whatever the token
+    /// (a shard, a router): said in the admin route's 403 and at start-up.
+    pub replacement_off: Option<&'static str>,
     /// Proxies (addresses or networks) whose `Forwarded` / `X-Forwarded-For` headers name
     /// the client for the rate limits; empty (the default) believes no such header.
     pub trusted_proxies: Vec<IpNet>,
@@ -66,6 +69,7 @@ impl Default for ServiceConfig {
             admin_timeout: Duration::from_secs(600),
             max_upload_bytes: 4 << 30,
             admin_token: None,
+            replacement_off: None,
             trusted_proxies: Vec::new(),
             forwarded_header: ForwardedHeader::default(),
             without_peer_addresses: false,

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use blindscore_common::api::{CatalogInfo, ShardOf};
 use blindscore_common::wire::{self, ResponseView, HEADER_ALLOWANCE, WIRE_VERSION};
 use blindscore_common::{CatalogRef, CatalogShape};
 
@@ -96,6 +97,45 @@ impl Fanout {
     /// Queries being scored now.
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Whether every shard answers ready for this version: its catalog info, asked of each
+    /// shard's base URL in parallel, must name this version, this shard's index of this
+    /// many, and its share's items. The first shard found otherwise is the error. A
+    /// version becomes a router's current one only once this holds.
+    pub async fn probe(&self) -> Result<(), FanoutError> {
+        let count = self.shards.len();
+        let probes: Vec<_> = self
+            .shards
+            .iter()
+            .map(|(shard, _)| {
+                let url = format!(
+                    "{}/v1/catalogs/{}",
+                    shard.url.trim_end_matches('/'),
+                    self.catalog_ref.catalog_id
+                );
+                let probe = probe(
+                    self.client.clone(),
+                    url,
+                    self.catalog_ref.version.to_hex(),
+                    ShardOf {
+                        index: shard.index,
+                        count,
+                    },
+                    shard.shape.geometry.items,
+                    self.deadline,
+                );
+                (shard.index, tokio::spawn(probe))
+            })
+            .collect();
+        for (shard, handle) in probes {
+            let answer = handle.await.map_err(|e| FanoutError {
+                shard,
+                reason: format!("the probe failed: {e}"),
+            })?;
+            answer.map_err(|reason| FanoutError { shard, reason })?;
+        }
+        Ok(())
     }
 
     /// Score one checked, encoded query on every shard: the whole catalog's response.
@@ -216,6 +256,56 @@ async fn call(
         return payload(body, limit, &catalog_ref, &shape);
     }
     Err(last)
+}
+
+/// Catalog info is a few KiB: more from a shard is not an answer.
+const INFO_LIMIT: usize = 64 << 10;
+
+/// One shard's readiness for a version (see [`Fanout::probe`]).
+async fn probe(
+    client: reqwest::Client,
+    url: String,
+    version: String,
+    shard: ShardOf,
+    items: usize,
+    deadline: Duration,
+) -> Result<(), String> {
+    let response = client
+        .get(&url)
+        .timeout(deadline)
+        .send()
+        .await
+        .map_err(|e| format!("unreachable: {}", error_chain(&e)))?;
+    let status = response.status();
+    if status != reqwest::StatusCode::OK {
+        return Err(format!("answered {status}"));
+    }
+    if response
+        .content_length()
+        .is_some_and(|n| n > INFO_LIMIT as u64)
+    {
+        return Err(format!("catalog info larger than {INFO_LIMIT} bytes"));
+    }
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| format!("the answer broke off: {}", error_chain(&e)))?;
+    if body.len() > INFO_LIMIT {
+        return Err(format!("catalog info larger than {INFO_LIMIT} bytes"));
+    }
+    let info: CatalogInfo =
+        serde_json::from_slice(&body).map_err(|e| format!("undecodable catalog info: {e}"))?;
+    let current = &info.current;
+    if current.version != version {
+        return Err(format!("serves version {}", current.version));
+    }
+    if current.shard != Some(shard) || current.items != items {
+        return Err(format!(
+            "serves {:?} with {} items, not shard {} of {} with {items}",
+            current.shard, current.items, shard.index, shard.count
+        ));
+    }
+    Ok(())
 }
 
 /// Check a shard's response and find its payload.

@@ -1,7 +1,7 @@
 //! Prometheus metrics, rendered in the text exposition format. Counters carry routes and
 //! status codes, never anything from a request body. The catalogs' gauges are rendered
-//! from a snapshot the service takes ([`CatalogGauges`]), so this module depends on no
-//! other part of the server.
+//! from a snapshot the service takes ([`CatalogGauges`]); of the rest of the server it
+//! reads only the scan's memory counts.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -181,6 +181,24 @@ impl Metrics {
             "Highest resident memory since start.",
         );
         let _ = writeln!(out, "blindscore_process_resident_peak_bytes {}", mem.peak);
+        if let Some(heap) = crate::scan::memory::heap_in_use_bytes() {
+            gauge_header(
+                &mut out,
+                "blindscore_process_heap_in_use_bytes",
+                "Heap bytes allocated and not freed now (the resident size also counts freed memory the allocator keeps).",
+            );
+            let _ = writeln!(out, "blindscore_process_heap_in_use_bytes {heap}");
+        }
+        gauge_header(
+            &mut out,
+            "blindscore_scan_pool_bytes",
+            "Bytes of scan buffers kept for reuse (part of the heap in use).",
+        );
+        let _ = writeln!(
+            out,
+            "blindscore_scan_pool_bytes {}",
+            crate::scan::memory::pooled_bytes()
+        );
         gauge_header(
             &mut out,
             "blindscore_swap_resident_peak_bytes",

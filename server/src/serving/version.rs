@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+pub use blindscore_common::api::ShardOf;
 use blindscore_common::api::{EmbeddingSpace, TransferBytes, VersionInfo};
 use blindscore_common::artefacts::encode_scales;
 use blindscore_common::wire::{self, HEADER_ALLOWANCE, WIRE_VERSION};
@@ -27,15 +28,6 @@ pub enum Scorer {
     },
     /// The catalog's shards, each query sent to every one and the payloads joined.
     Shards(Box<Fanout>),
-}
-
-/// Which part of a sharded catalog a process scans.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ShardOf {
-    /// This shard's index.
-    pub index: usize,
-    /// How many shards the catalog has.
-    pub count: usize,
 }
 
 /// Why a checked query was not scored.
@@ -207,11 +199,28 @@ impl VersionEntry {
         }
     }
 
+    /// The shards a router's version sends its queries to (none for a scanned version).
+    pub fn fanout(&self) -> Option<&Fanout> {
+        match &self.scorer {
+            Scorer::Scan { .. } => None,
+            Scorer::Shards(fanout) => Some(fanout),
+        }
+    }
+
     /// Queries waiting in this process's queue.
     pub fn queued(&self) -> usize {
         match &self.scorer {
             Scorer::Scan { batcher, .. } => batcher.queued(),
             Scorer::Shards(fanout) => fanout.in_flight(),
+        }
+    }
+
+    /// Whether this process's queue for the version is full (a query submitted now would
+    /// be refused as busy; a router has no queue of its own).
+    pub fn is_full(&self) -> bool {
+        match &self.scorer {
+            Scorer::Scan { batcher, .. } => batcher.is_full(),
+            Scorer::Shards(_) => false,
         }
     }
 
@@ -248,14 +257,17 @@ impl VersionEntry {
     /// What a client or operator sees of this version.
     pub fn info(&self) -> VersionInfo {
         let shape = &self.shape;
-        VersionInfo::describe(
-            &self.version(),
-            shape,
-            self.space.clone(),
-            self.hint_message.len(),
-            &self.description.hint_digest,
-            self.scales_bytes.len() > 4 * shape.geometry.items,
-            &self.transfer,
-        )
+        VersionInfo {
+            shard: self.shard,
+            ..VersionInfo::describe(
+                &self.version(),
+                shape,
+                self.space.clone(),
+                self.hint_message.len(),
+                &self.description.hint_digest,
+                self.scales_bytes.len() > 4 * shape.geometry.items,
+                &self.transfer,
+            )
+        }
     }
 }
