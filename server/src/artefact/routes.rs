@@ -360,3 +360,39 @@ impl Router {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_deployed_routes_file_parses() {
+        let text = include_str!("../../../deploy/kubernetes/routes.json");
+        let routes = Routes::parse(text).unwrap();
+        assert_eq!(routes.catalogs.len(), 1);
+        assert_eq!(routes.catalogs[0].shard_urls.len(), 2);
+    }
+
+    #[test]
+    fn bad_routes_are_refused_with_their_reason() {
+        for (text, reason) in [
+            ("{\"catalogs\": [", "not a routes file"),
+            ("{\"catalogs\": []}", "names no catalog"),
+            (
+                "{\"catalogs\": [{\"artefact\": \"/a\", \"shard_urls\": []}]}",
+                "no shard URLs",
+            ),
+            (
+                "{\"catalogs\": [{\"artefact\": \"/a\", \"shard_urls\": [\"ftp://x\"]}]}",
+                "must start with http",
+            ),
+            (
+                "{\"catalogs\": [{\"artefact\": \"/a\", \"shard_urls\": [\"http://x\"], \"extra\": 1}]}",
+                "unknown field",
+            ),
+        ] {
+            let err = Routes::parse(text).unwrap_err();
+            assert!(err.contains(reason), "{text}: {err}");
+        }
+    }
+}
