@@ -2,8 +2,9 @@
 //! shard processes, given to the router in its routes file while queries run. The router
 //! keeps the current version until every shard of the new one answers ready for it, then
 //! switches once; the old version stays answerable for the grace period and gets
-//! `version_gone` after it; a version whose shards never all answer ready is never made
-//! current, nor is one from a routes file that does not parse. Every query is checked
+//! `version_gone` after it; a version one of whose shards serves another version, or
+//! answers as another shard, is never made current, nor is one from a routes file that
+//! does not parse; once its shards are right, it is. Every query is checked
 //! exact against the version it was encrypted for, over loopback with the real client.
 //! Every loop is bounded in count and time.
 
@@ -142,9 +143,11 @@ async fn a_version_switch_under_queries_is_one_step_and_waits_for_every_shard() 
     std::fs::create_dir_all(&logs).unwrap();
     let blue = Colour::build(&dir, "blue", 5);
     let green = Colour::build(&dir, "green", 6);
+    let red = Colour::build(&dir, "red", 7);
     assert_ne!(blue.version, green.version);
+    assert_ne!(green.version, red.version);
     let catalogs: Arc<HashMap<String, QuantizedCatalog>> = Arc::new(
-        [&blue, &green]
+        [&blue, &green, &red]
             .iter()
             .map(|c| (c.version.clone(), artefact_catalog(&c.artefact)))
             .collect(),
@@ -262,54 +265,82 @@ async fn a_version_switch_under_queries_is_one_step_and_waits_for_every_shard() 
     let gone = client.send(&old, sealed.bytes).await.unwrap_err();
     assert!(matches!(gone, ClientError::VersionGone), "{gone}");
 
-    // A routes file that does not parse, then a version whose shards never all answer
-    // ready for it (shard 0 is green's, shard 1 nobody's): neither is made current.
+    // A routes file that does not parse, then red's routes with one shard wrong while
+    // red's shard 1 runs: shard 0 serving green's version, then red's shard 1 given as
+    // shard 0 too (the wrong index). Neither is made current.
     write_routes(&routes, "{\"catalogs\": [");
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let red = Colour::build(&dir, "red", 7);
-    routes_to(
-        &routes,
-        serde_json::json!({
-            "artefact": red.artefact,
-            "shard_urls": [format!("http://127.0.0.1:{}", green.ports[0]), format!("http://127.0.0.1:{}", red.ports[1])],
-        }),
-    );
-    let before = answered();
-    tokio::time::sleep(Duration::from_millis(2000)).await;
-    assert_eq!(current_version(&base, "shop").await, green.version);
-    assert_eq!(switches(&base).await, 1);
-    wait_answers(before + 6).await;
+    let r1 = children.push(spawn_shard(&red.artefact, 1, red.ports[1], &logs));
+    wait_ready(
+        &format!("http://127.0.0.1:{}", red.ports[1]),
+        &mut children.0[r1],
+    )
+    .await;
+    let red1 = format!("http://127.0.0.1:{}", red.ports[1]);
+    for shard0 in [format!("http://127.0.0.1:{}", green.ports[0]), red1.clone()] {
+        routes_to(
+            &routes,
+            serde_json::json!({ "artefact": red.artefact, "shard_urls": [shard0, red1] }),
+        );
+        let before = answered();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(current_version(&base, "shop").await, green.version);
+        assert_eq!(switches(&base).await, 1);
+        wait_answers(before + 4).await;
+    }
+    // Red's right route, and its shard 0 up: the router switches again, under the queries.
+    let r0 = children.push(spawn_shard(&red.artefact, 0, red.ports[0], &logs));
+    wait_ready(
+        &format!("http://127.0.0.1:{}", red.ports[0]),
+        &mut children.0[r0],
+    )
+    .await;
+    routes_to(&routes, red.route());
+    let started = Instant::now();
+    while current_version(&base, "shop").await != red.version {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the router never switched to red"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(switches(&base).await, 2);
+    let switched = answered();
+    wait_answers(switched + 12).await;
 
     stop.store(true, Ordering::SeqCst);
     for s in streams {
         s.await.unwrap();
     }
     let seen = seen.lock().unwrap();
-    // One switch: in each stream, blue's answers, then green's, never back.
+    // In each stream, blue's answers, then green's, then red's: each switch once, never
+    // back.
+    let order = [&blue.version, &green.version, &red.version];
     for stream in 0..2 {
-        let versions: Vec<&String> = seen
+        let ranks: Vec<usize> = seen
             .versions
             .iter()
             .filter(|(s, _)| *s == stream)
-            .map(|(_, v)| v)
+            .map(|(_, v)| order.iter().position(|o| *o == v).unwrap())
             .collect();
-        let first_green = versions
-            .iter()
-            .position(|v| **v == green.version)
-            .expect("green answered");
-        assert!(first_green >= 3, "blue answered before the switch");
-        assert!(versions[..first_green].iter().all(|v| **v == blue.version));
-        assert!(versions[first_green..].iter().all(|v| **v == green.version));
+        assert!(
+            ranks.windows(2).all(|w| w[0] <= w[1]),
+            "stream {stream}: {ranks:?}"
+        );
+        for rank in 0..3 {
+            assert!(
+                ranks.contains(&rank),
+                "stream {stream} never saw version {rank}"
+            );
+        }
     }
-    let on_blue = seen
-        .versions
-        .iter()
-        .filter(|(_, v)| *v == blue.version)
-        .count();
+    let count = |version: &String| seen.versions.iter().filter(|(_, v)| v == version).count();
     println!(
-        "{} queries exact: {on_blue} on blue, then {} on green; {} retried after version_gone; 1 switch",
+        "{} queries exact: {} on blue, {} on green, {} on red; {} retried after version_gone; 2 switches",
         seen.versions.len(),
-        seen.versions.len() - on_blue,
+        count(&blue.version),
+        count(&green.version),
+        count(&red.version),
         seen.retried
     );
     drop(children);

@@ -160,6 +160,8 @@ pub struct Router {
     applied: Option<Routes>,
     /// The last problem with the routes file, logged once.
     file_error: Option<String>,
+    /// The routes last refused, and when.
+    refused: Option<(Routes, Instant)>,
     /// By catalog.
     waiting: HashMap<String, Waiting>,
     /// The route of each catalog's current version.
@@ -175,23 +177,25 @@ impl Router {
             following,
             applied: None,
             file_error: None,
+            refused: None,
             waiting: HashMap::new(),
             current: HashMap::new(),
         }
     }
 
     /// Start-up: apply the routes (any error stops the start-up), then probe until every
-    /// catalog has a current version.
+    /// catalog has a current version, reading a routes file again as it changes.
     pub async fn start(&mut self) -> anyhow::Result<()> {
         let routes = self.source.routes().map_err(anyhow::Error::msg)?;
         self.apply(routes).await?;
-        while !self.waiting.is_empty() {
+        loop {
             self.probe().await;
-            if !self.waiting.is_empty() {
-                tokio::time::sleep(self.following.poll).await;
+            if self.waiting.is_empty() {
+                return Ok(());
             }
+            tokio::time::sleep(self.following.poll).await;
+            self.reread().await;
         }
-        Ok(())
     }
 
     /// Follow the routes for good: read the routes file when it changes, probe the
@@ -199,30 +203,53 @@ impl Router {
     pub async fn follow(mut self) {
         loop {
             tokio::time::sleep(self.following.poll).await;
-            if let RouteSource::File(path) = &self.source {
-                let path = path.clone();
-                match tokio::task::spawn_blocking(move || Routes::read(&path)).await {
-                    Ok(Ok(routes)) => {
-                        self.file_error = None;
-                        if self.applied.as_ref() != Some(&routes) {
-                            if let Err(e) = self.apply(routes).await {
-                                tracing::error!(
-                                    error = %format!("{e:#}"),
-                                    "the new routes were refused; serving the versions as they were"
-                                );
+            self.reread().await;
+            self.probe().await;
+        }
+    }
+
+    /// Read a routes file again, and take in its routes if they changed.
+    async fn reread(&mut self) {
+        if let RouteSource::File(path) = &self.source {
+            let path = path.clone();
+            match tokio::task::spawn_blocking(move || Routes::read(&path)).await {
+                Ok(Ok(routes)) if self.applied.as_ref() == Some(&routes) => {
+                    self.file_error = None;
+                }
+                Ok(Ok(routes)) => {
+                    // Refused routes are tried again (an artefact may still be being
+                    // built), but not at every poll: checking one reads its files.
+                    let due = self.refused.as_ref().is_none_or(|(refused, at)| {
+                        *refused != routes || at.elapsed() >= self.following.report
+                    });
+                    if due {
+                        match self.apply(routes.clone()).await {
+                            Ok(()) => {
+                                self.file_error = None;
+                                self.refused = None;
+                            }
+                            Err(e) => {
+                                self.refused = Some((routes, Instant::now()));
+                                self.problem(format!(
+                                    "the new routes were refused ({e:#}); serving the versions as they were"
+                                ));
                             }
                         }
                     }
-                    Ok(Err(e)) => {
-                        if self.file_error.as_ref() != Some(&e) {
-                            tracing::error!(error = %e, "the routes file cannot be used; serving the versions as they were");
-                            self.file_error = Some(e);
-                        }
-                    }
-                    Err(e) => tracing::error!(error = %e, "reading the routes file failed"),
                 }
+                Ok(Err(e)) => self.problem(format!(
+                    "the routes file cannot be used ({e}); serving the versions as they were"
+                )),
+                Err(e) => self.problem(format!("reading the routes file failed: {e}")),
             }
-            self.probe().await;
+        }
+    }
+
+    /// Log a problem with the routes once, until it changes or goes away.
+    fn problem(&mut self, text: String) {
+        if self.file_error.as_ref() != Some(&text) {
+            tracing::error!("{text}");
+            self.file_error = Some(text);
         }
     }
 

@@ -407,9 +407,10 @@ mod tests {
         pool.give(small);
         assert!(pool.0.lock().unwrap().is_empty());
         let large = SMALLEST_KEPT_BYTES / 8;
+        // Given back largest first: the oldest is not the smallest.
         let buffers: Vec<AlignedF64> = (1..=KEPT + 1).map(|i| pool.take(i * large)).collect();
-        let oldest = buffers[0].as_ptr();
-        for b in buffers {
+        let oldest = buffers[KEPT].as_ptr();
+        for b in buffers.into_iter().rev() {
             pool.give(b);
         }
         let kept = pool.0.lock().unwrap();

@@ -101,7 +101,7 @@ impl Fanout {
 
     /// Whether every shard answers ready for this version: its catalog info, asked of each
     /// shard's base URL in parallel, must name this version, this shard's index of this
-    /// many, and its share's items. The first shard found otherwise is the error. A
+    /// many (a process of the whole catalog counts as shard 0 of 1), and its share's items. The first shard found otherwise is the error. A
     /// version becomes a router's current one only once this holds.
     pub async fn probe(&self) -> Result<(), FanoutError> {
         let count = self.shards.len();
@@ -286,12 +286,17 @@ async fn probe(
     {
         return Err(format!("catalog info larger than {INFO_LIMIT} bytes"));
     }
-    let body = response
-        .bytes()
+    let mut response = response;
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
         .await
-        .map_err(|e| format!("the answer broke off: {}", error_chain(&e)))?;
-    if body.len() > INFO_LIMIT {
-        return Err(format!("catalog info larger than {INFO_LIMIT} bytes"));
+        .map_err(|e| format!("the answer broke off: {}", error_chain(&e)))?
+    {
+        if body.len() + chunk.len() > INFO_LIMIT {
+            return Err(format!("catalog info larger than {INFO_LIMIT} bytes"));
+        }
+        body.extend_from_slice(&chunk);
     }
     let info: CatalogInfo =
         serde_json::from_slice(&body).map_err(|e| format!("undecodable catalog info: {e}"))?;
@@ -299,7 +304,9 @@ async fn probe(
     if current.version != version {
         return Err(format!("serves version {}", current.version));
     }
-    if current.shard != Some(shard) || current.items != items {
+    // A process serving the whole catalog is its one shard, when there is one.
+    let serves = current.shard.unwrap_or(ShardOf { index: 0, count: 1 });
+    if serves != shard || current.items != items {
         return Err(format!(
             "serves {:?} with {} items, not shard {} of {} with {items}",
             current.shard, current.items, shard.index, shard.count
