@@ -78,13 +78,9 @@ fn routes_to(path: &Path, route: serde_json::Value) {
 
 /// The router's count of version switches, from its metrics.
 async fn switches(base: &str) -> u64 {
-    let text = reqwest::get(format!("{base}/metrics"))
+    metrics_text(base)
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
+        .lines()
         .find_map(|l| l.strip_prefix("blindscore_catalog_swaps_total "))
         .expect("the swaps counter")
         .trim()
@@ -160,27 +156,20 @@ async fn a_version_switch_under_queries_is_one_step_and_waits_for_every_shard() 
     }
     let routes = dir.join("routes.json");
     routes_to(&routes, blue.route());
-    let router_port = free_port();
-    let base = format!("http://127.0.0.1:{router_port}");
-    let router = children.push(spawn_server(
+    let base = spawn_router(
+        &mut children,
         &[
-            "route".into(),
             "--routes".into(),
             routes.display().to_string(),
             "--routes-poll-ms".into(),
             "100".into(),
             "--grace-seconds".into(),
             GRACE_SECONDS.to_string(),
-            "--shard-timeout-seconds".into(),
-            "5".into(),
-            "--listen".into(),
-            format!("127.0.0.1:{router_port}"),
-            "--rate-limit".into(),
-            "0".into(),
         ],
-        Some(&logs.join("router.log")),
-    ));
-    wait_ready(&base, &mut children.0[router]).await;
+        free_port(),
+        &logs,
+    )
+    .await;
     assert_eq!(current_version(&base, "shop").await, blue.version);
     assert_eq!(switches(&base).await, 0);
 

@@ -33,13 +33,9 @@ fn spawn(port: u16, npy: &Path, ids: &Path) -> Child {
 
 /// How many times the server answered a route, from its metrics.
 async fn served(base: &str, route: &str) -> u64 {
-    let text = reqwest::get(format!("{base}/metrics"))
+    metrics_text(base)
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
+        .lines()
         .filter(|l| {
             l.starts_with(&format!(
                 "blindscore_http_requests_total{{route=\"{route}\""

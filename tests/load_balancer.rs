@@ -77,27 +77,20 @@ async fn replicas_behind_haproxy_lose_no_query_and_never_answer_partly() {
         &logs,
         &haproxy_config(&frontends, &replica_ports),
     ));
-    let router_port = free_port();
-    let router_base = format!("http://127.0.0.1:{router_port}");
-    let router = children.push(spawn_server(
+    let router_base = spawn_router(
+        &mut children,
         &[
-            "route".into(),
             "--artefact".into(),
             artefact.display().to_string(),
             "--shard-url".into(),
             format!("0=http://127.0.0.1:{}", frontends[0]),
             "--shard-url".into(),
             format!("1=http://127.0.0.1:{}", frontends[1]),
-            "--shard-timeout-seconds".into(),
-            "5".into(),
-            "--listen".into(),
-            format!("127.0.0.1:{router_port}"),
-            "--rate-limit".into(),
-            "0".into(),
         ],
-        Some(&logs.join("router.log")),
-    ));
-    wait_ready(&router_base, &mut children.0[router]).await;
+        free_port(),
+        &logs,
+    )
+    .await;
 
     // Every score exact through the router.
     let client = Ranker::new(&router_base);

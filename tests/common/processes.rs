@@ -113,6 +113,44 @@ pub fn spawn_shard(artefact: &Path, shard: usize, port: u16, logs: &Path) -> Chi
     )
 }
 
+/// Start the router binary (`route` with `routes`: a routes file, or an artefact and its
+/// shard URLs) on a loopback `port`, rate limits off, shard calls within 5 s, logging to
+/// `logs/router.log`; returns its base URL once it is ready.
+pub async fn spawn_router(
+    children: &mut Children,
+    routes: &[String],
+    port: u16,
+    logs: &Path,
+) -> String {
+    let mut args: Vec<String> = vec!["route".into()];
+    args.extend_from_slice(routes);
+    args.extend(
+        [
+            "--shard-timeout-seconds",
+            "5",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--rate-limit",
+            "0",
+        ]
+        .map(String::from),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let i = children.push(spawn_server(&args, Some(&logs.join("router.log"))));
+    wait_ready(&base, &mut children.0[i]).await;
+    base
+}
+
+/// The metrics text of the server at `base`.
+pub async fn metrics_text(base: &str) -> String {
+    reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// Start the server binary with these arguments, its output to `log` (or dropped).
 pub fn spawn_server(args: &[String], log: Option<&Path>) -> Child {
     let (out, err) = match log {
