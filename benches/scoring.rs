@@ -14,9 +14,10 @@ use blindscore_common::catalog::candidate_layouts;
 use blindscore_common::objective::Objective;
 use blindscore_common::params::DEFAULT_PARAMS;
 use blindscore_common::{CatalogShape, Geometry, Layout, LayoutChoice};
+use blindscore_server::scan::Tuning;
 use blindscore_server::{CheckedQuery, Kernel};
 use support::records::{
-    EncryptedRun, LayoutBytes, PassPhases, ScoringRecord, ScoringShape, WireWidths,
+    EncryptedRun, LayoutBytes, PassPhases, ScoringRecord, ScoringShape, TuningRun, WireWidths,
 };
 use support::{Int8Catalog, Limits};
 
@@ -214,9 +215,29 @@ fn main() {
                     }
                 }
             }
+            let mut tuning_runs = Vec::new();
             if portable {
-                // Where a pass goes, phase by phase.
+                // Each CPU family's tuning on this CPU, one thread, in the same run: the
+                // preset chosen at run time should be the faster one here.
                 served.set_kernel(Kernel::detect());
+                for batch in [1, 16] {
+                    for (preset, tuning) in [("amd", Tuning::AMD), ("intel", Tuning::INTEL)] {
+                        served.set_tuning(tuning);
+                        let messages = &encrypted[..batch];
+                        let name = format!("tuning_{preset}_b{batch}_t1");
+                        let pass = || {
+                            let checked: Vec<CheckedQuery> = messages
+                                .iter()
+                                .map(|q| served.check_query(q.clone()).expect("a valid query"))
+                                .collect();
+                            served.score(&checked)
+                        };
+                        g.bench_function(&name, |b| b.iter(|| one.install(pass)));
+                        tuning_runs.push((name, preset, tuning, batch));
+                    }
+                }
+                served.set_tuning(Tuning::for_this_cpu());
+                // Where a pass goes, phase by phase.
                 let evaluator = served.evaluator();
                 let checked: Vec<_> = encrypted
                     .iter()
@@ -241,6 +262,17 @@ fn main() {
                     })
                 })
                 .collect();
+            let tunings = tuning_runs
+                .iter()
+                .filter_map(|(name, preset, tuning, batch)| {
+                    Some(TuningRun {
+                        preset: preset.to_string(),
+                        this_cpu: *tuning == Tuning::for_this_cpu(),
+                        batch: *batch,
+                        seconds_per_query: m(name)? / *batch as f64,
+                    })
+                })
+                .collect();
             let b = &served.shape().budget;
             let fourier_bytes = served.fourier().memory_bytes();
             let server_bytes = fourier_bytes + served.hint_message().len();
@@ -255,6 +287,7 @@ fn main() {
                 encrypted: encrypted_runs,
                 stream_floor_seconds: fourier_bytes as f64 / limits.bandwidth,
                 pass_phases_b16_t1: phases,
+                tunings,
                 fma_floor_seconds: 2.0 * d as f64 * items as f64 / limits.fma_rate,
                 build_seconds,
                 fourier_bytes,

@@ -66,6 +66,8 @@ pub struct ScoringShape {
     pub stream_floor_seconds: f64,
     /// Where a 16-query pass on one thread goes (1M x 128, column layout only).
     pub pass_phases_b16_t1: Option<PassPhases>,
+    /// Each CPU family's scan tuning on this CPU, one thread (1M x 128, column only).
+    pub tunings: Vec<TuningRun>,
     /// 2 d f64 FMAs per item at the measured FMA rate.
     pub fma_floor_seconds: f64,
     pub build_seconds: f64,
@@ -98,6 +100,17 @@ pub struct EncryptedRun {
     /// `avx512` or `portable`.
     pub kernel: String,
     pub seconds_per_pass: f64,
+    pub seconds_per_query: f64,
+}
+
+/// One CPU family's scan tuning, timed on this CPU.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TuningRun {
+    /// `amd` or `intel`.
+    pub preset: String,
+    /// Whether this CPU's scan chooses it.
+    pub this_cpu: bool,
+    pub batch: usize,
     pub seconds_per_query: f64,
 }
 
@@ -332,4 +345,81 @@ pub struct ShardProcess {
     pub resident_mib: f64,
     /// Its resident memory over (its items / all items) x the whole process's.
     pub ratio_to_share_of_whole: f64,
+}
+
+/// `lscpu`'s description of the machine.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Lscpu {
+    pub model: String,
+    pub vcpus: usize,
+    pub threads_per_core: Option<usize>,
+    /// Its cache lines (L1d, L1i, L2, L3), as printed.
+    pub caches: Vec<String>,
+}
+
+/// `throughput.json`: the server binary under wrk.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ThroughputRecord {
+    pub machine: Machine,
+    pub lscpu: Lscpu,
+    /// wrk's version line.
+    pub wrk: String,
+    pub seconds_per_run: u64,
+    /// The batch whose pass is compared in service and in process.
+    pub batch: usize,
+    pub cases: Vec<ThroughputCase>,
+}
+
+/// One catalog served in one layout.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ThroughputCase {
+    pub items: usize,
+    pub dimension: usize,
+    pub layout: String,
+    /// Whether the layout objective picked this layout.
+    pub objective_pick: bool,
+    /// Whether it is the column layout.
+    pub also_column: bool,
+    pub bytes_up: usize,
+    pub bytes_down: usize,
+    /// Recorded queries sent with the real client and every score checked, before and
+    /// after the load.
+    pub checked_queries: usize,
+    pub wrong_scores: usize,
+    /// The same pass of `batch` queries in process (checked, then scored, every thread),
+    /// median of the passes before and after the load.
+    pub bench_pass_seconds: Option<f64>,
+    /// The CPU seconds of those passes, per query.
+    pub bench_cpu_per_query_seconds: f64,
+    pub runs: Vec<ThroughputRun>,
+}
+
+/// One wrk run.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ThroughputRun {
+    pub connections: usize,
+    pub seconds: f64,
+    pub requests: u64,
+    pub queries_per_second: f64,
+    pub p50_seconds: f64,
+    pub p99_seconds: f64,
+    /// Mean queries scored together in the server's passes during the run.
+    pub mean_queries_per_pass: Option<f64>,
+    /// The server's passes of `batch` queries during the run, and their mean time (the
+    /// server's own timing, from /metrics).
+    pub full_passes: u64,
+    pub service_pass_seconds: Option<f64>,
+    /// Where the machine's CPU went during the run, per query answered.
+    pub cpu_per_query: CpuPerQuery,
+}
+
+/// CPU seconds per query: the server's scan threads, its other threads (the async runtime:
+/// reading bodies, checking queries, writing responses), and the load generator.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct CpuPerQuery {
+    pub scan_seconds: f64,
+    pub server_other_seconds: f64,
+    pub load_generator_seconds: f64,
+    /// The server's minor page faults per query (fresh memory mapped for it).
+    pub server_minor_faults: f64,
 }

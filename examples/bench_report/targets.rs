@@ -41,6 +41,26 @@ pub fn section(r: &mut Report, s: &ScoringRecord, e2e: Option<&EndToEndRecord>) 
         ));
     }
     r.line("");
+    if let Some(x) = column.filter(|x| !x.tunings.is_empty()) {
+        let runs: Vec<String> = x
+            .tunings
+            .iter()
+            .map(|t| {
+                format!(
+                    "{}{} {} per query at {} per pass",
+                    t.preset,
+                    if t.this_cpu { " (this CPU's)" } else { "" },
+                    time(t.seconds_per_query),
+                    t.batch
+                )
+            })
+            .collect();
+        r.line(format!(
+            "The scan's tuning is chosen at run time by CPU vendor (`server/src/scan/tuning.rs`). Each family's preset on this CPU, one thread, in this run: {}.",
+            runs.join("; ")
+        ));
+        r.line("");
+    }
     r.line(
         "The streaming floor is the Fourier catalog's size over the measured read bandwidth; the",
     );

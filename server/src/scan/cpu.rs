@@ -1,20 +1,24 @@
 //! What this CPU can do and prefers, as the kernels ask it (each answer cached).
 
-/// Whether the single-query kernel requests the catalog's lines ahead of its loads: on
-/// Intel's Xeon the requests make one thread's stream faster, on AMD's Zen 5 the hardware
-/// prefetchers do better alone (see docs/tuning.md). The batch kernel's requests of the
-/// next slice help on both.
-#[cfg(target_arch = "x86_64")]
-pub fn streaming_prefetch() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| {
-        let id = std::arch::x86_64::__cpuid(0);
-        let vendor: Vec<u8> = [id.ebx, id.edx, id.ecx]
-            .iter()
-            .flat_map(|r| r.to_le_bytes())
-            .collect();
-        vendor != b"AuthenticAMD"
-    })
+/// Whether this CPU is AMD's (CPUID vendor `AuthenticAMD`): the scan's tuning depends on
+/// it (see [`super::tuning`]).
+pub fn is_amd() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static AMD: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *AMD.get_or_init(|| {
+            let id = std::arch::x86_64::__cpuid(0);
+            let vendor: Vec<u8> = [id.ebx, id.edx, id.ecx]
+                .iter()
+                .flat_map(|r| r.to_le_bytes())
+                .collect();
+            vendor == b"AuthenticAMD"
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
 }
 
 /// Whether this CPU has AVX-512F and BW (byte-masked stores).

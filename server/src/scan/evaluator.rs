@@ -14,38 +14,18 @@ use blindscore_common::{CatalogRef, CatalogShape, ProtocolError};
 use super::kernel::Kernel;
 use super::memory::{prefetch_l2, split_disjoint, store_fence, write_streaming, Scratch};
 use super::tile::{TileSums, CHUNK_BLOCKS, TILE, TILE_F64};
+use super::tuning::Tuning;
 use super::{CheckedQuery, FourierCatalog, ResponseMessage};
 
-/// Blocks scanned per span (whole chunks) for a batch of `queries` at polynomial size `n`.
-/// A span's accumulators take `queries * span * n * 8` bytes. Each span reads the batch's
-/// query vectors again and hops once more from tile to tile, so a span is at least 32
-/// chunks (48 MiB of accumulators for 16 queries at N = 2048), and longer while its
-/// accumulators take at most 8 MiB (one query scans a 1M-item catalog in a single span,
-/// reading its query vectors once).
+/// Blocks scanned per span (whole chunks) for a batch of `queries` at polynomial size `n`,
+/// under this CPU's tuning (see [`Tuning::span_blocks`]).
 pub fn span_blocks(queries: usize, n: usize) -> usize {
-    const CACHED_BYTES: usize = 8 << 20;
-    let cached = CACHED_BYTES / (queries.max(1) * n * 8) / CHUNK_BLOCKS;
-    cached.max(32) * CHUNK_BLOCKS
+    Tuning::for_this_cpu().span_blocks(queries, n)
 }
-
-/// Groups (query ciphertexts) taken at a time by the batch kernel: a chunk's slice of
-/// `CHUNK_BLOCKS * GROUP_SLICE * 128` bytes (24 KiB) stays in L1 while the pairs of queries
-/// pass over it.
-const GROUP_SLICE: usize = 32;
 
 /// Groups of a pair of queries transformed by one task of the batch's preparation, so that
 /// its vectors of each tile are written as one contiguous run.
 const PREPARE_GROUPS: usize = 8;
-
-/// Blocks of one query transformed back together, so gathering their Fourier points reads
-/// one contiguous run (2 KiB) per tile.
-const GATHER_BLOCKS: usize = 16;
-
-/// Tiles ahead that a gather requests its reads: each tile's run sits a whole tile of
-/// accumulators after the last (too far apart for the hardware prefetchers), and the
-/// accumulators of a span are too large to stay in L2. Chosen with [`GATHER_BLOCKS`]:
-/// longer runs, requested further ahead, reach the gather in time.
-const GATHER_AHEAD: usize = 6;
 
 /// A batch of queries' bodies in the Fourier domain, laid out for the scan: for each tile,
 /// for each pair of queries (the last may be a single), for each group, the pair's two
@@ -83,6 +63,7 @@ pub struct Evaluator<'a> {
     shape: &'a CatalogShape,
     catalog: &'a FourierCatalog,
     kernel: Kernel,
+    tuning: Tuning,
 }
 
 impl<'a> Evaluator<'a> {
@@ -107,12 +88,25 @@ impl<'a> Evaluator<'a> {
             shape,
             catalog,
             kernel,
+            tuning: Tuning::for_this_cpu(),
         }
+    }
+
+    /// This evaluator with other tuning: the same responses, byte for byte, at another
+    /// speed.
+    pub fn with_tuning(mut self, tuning: Tuning) -> Self {
+        self.tuning = tuning;
+        self
     }
 
     /// The kernel in use.
     pub fn kernel(&self) -> Kernel {
         self.kernel
+    }
+
+    /// The tuning in use.
+    pub fn tuning(&self) -> Tuning {
+        self.tuning
     }
 
     /// Decode and check an encoded query against `catalog`, in this evaluator's shape.
@@ -340,7 +334,10 @@ impl<'a> Evaluator<'a> {
         // One tile of the batch's query vectors (pair by pair, see `query_slot`).
         let tile_len = groups * nq * TILE_F64;
         let q_tile_of = |tile: usize| &batch[tile * tile_len..(tile + 1) * tile_len];
-        let span_blocks = span_blocks(nq, n);
+        let tuning = self.tuning;
+        let span_blocks = tuning.span_blocks(nq, n);
+        let group_slice = tuning.group_slice.max(1);
+        let gather_blocks = tuning.gather_blocks.max(1);
         let span_len = span_blocks.min(stored);
         // acc[tile][query][block of the span][8 re, 8 im]: each tile's results in one run.
         let acc_tile = nq * span_len * TILE_F64;
@@ -366,11 +363,11 @@ impl<'a> Evaluator<'a> {
                         (&[][..], &[][..])
                     };
                     let pairs = nq / 2;
-                    let calls = (data.len() / chunk_len) * groups.div_ceil(GROUP_SLICE) * pairs;
+                    let calls = (data.len() / chunk_len) * groups.div_ceil(group_slice) * pairs;
                     let q_share = next_q.len().div_ceil(calls.max(1)).next_multiple_of(8);
                     let mut call = 0;
                     let at = |g: usize| g * CHUNK_BLOCKS * TILE_F64;
-                    let slice_len = at(GROUP_SLICE);
+                    let slice_len = at(group_slice);
                     // The `len` values of the catalog from `from` on in this span, or, past
                     // its end, the next tile's first.
                     let ahead = |from: usize, len: usize| {
@@ -388,7 +385,11 @@ impl<'a> Evaluator<'a> {
                                 &q_tile[query_slot(nq - 1, 0, nq, groups) * TILE_F64..],
                                 TILE_F64,
                                 p,
-                                if pairs == 0 { next } else { &[] },
+                                tuning.streaming_prefetch.then_some(if pairs == 0 {
+                                    next
+                                } else {
+                                    &[]
+                                }),
                             );
                         }
                         sums[..2 * pairs].fill(TileSums::default());
@@ -396,8 +397,8 @@ impl<'a> Evaluator<'a> {
                         // query stays in L1 while every pair of queries passes over it, and the
                         // pairs prefetch the next slice of the chunk between them.
                         let slices = if pairs > 0 { groups } else { 0 };
-                        for first_group in (0..slices).step_by(GROUP_SLICE) {
-                            let gs = first_group..(first_group + GROUP_SLICE).min(groups);
+                        for first_group in (0..slices).step_by(group_slice) {
+                            let gs = first_group..(first_group + group_slice).min(groups);
                             let p_slice = &p[at(gs.start)..at(gs.end)];
                             let next = ahead(chunk * chunk_len + at(gs.end), slice_len);
                             let share = next.len().div_ceil(pairs).next_multiple_of(8);
@@ -445,16 +446,16 @@ impl<'a> Evaluator<'a> {
                 .flat_map(|(qi, chunks)| {
                     let range = range(chunks.len());
                     chunks[range]
-                        .par_chunks_mut(per_block * GATHER_BLOCKS)
+                        .par_chunks_mut(per_block * gather_blocks)
                         .enumerate()
-                        .map(move |(run, chunk)| (qi, run * GATHER_BLOCKS, chunk))
+                        .map(move |(run, chunk)| (qi, run * gather_blocks, chunk))
                 })
                 .for_each_init(
                     || {
                         (
                             NegacyclicFft::new(n),
                             vec![0u64; n],
-                            vec![c64::new(0.0, 0.0); half * GATHER_BLOCKS],
+                            vec![c64::new(0.0, 0.0); half * gather_blocks],
                         )
                     },
                     |(fft, poly, fourier), (qi, first_blk, chunk)| {
@@ -463,8 +464,8 @@ impl<'a> Evaluator<'a> {
                         for tile in 0..tiles {
                             let at = tile * acc_tile + (qi * span_len + first_blk) * TILE_F64;
                             let sums = &acc[at..at + run * TILE_F64];
-                            if tile + GATHER_AHEAD < tiles {
-                                let ahead = at + GATHER_AHEAD * acc_tile;
+                            if tuning.gather_ahead > 0 && tile + tuning.gather_ahead < tiles {
+                                let ahead = at + tuning.gather_ahead * acc_tile;
                                 prefetch_l2(&acc[ahead..ahead + run * TILE_F64]);
                             }
                             for (b, v) in sums.chunks_exact(TILE_F64).enumerate() {

@@ -14,7 +14,7 @@ use blindscore_common::bitpack;
 use blindscore_common::encoding::torus_to_word;
 
 #[cfg(target_arch = "x86_64")]
-use super::cpu::{avx512_detected, avx512bw_detected, streaming_prefetch};
+use super::cpu::{avx512_detected, avx512bw_detected};
 use super::tile::{TileSums, CHUNK_BLOCKS, TILE, TILE_F64};
 
 /// Which kernel runs.
@@ -49,19 +49,18 @@ impl Kernel {
     /// `p`: a run of groups of the chunk's tile, `CHUNK_BLOCKS` vectors per group. `q`: the
     /// query's vectors of the same groups, [`TILE_F64`] values each, `stride` values apart
     /// (a batch lays its queries out in pairs).
-    /// Cache lines are requested a fixed distance ahead of the loads, past the end of `p`
-    /// into `next` (what the next call reads), so memory streams while this runs.
-    /// On CPUs whose hardware prefetchers stream the catalog faster without help (see
-    /// [`streaming_prefetch`](super::cpu)), `next` is not used.
+    /// With `next` (what the next call reads), cache lines are requested a fixed distance
+    /// ahead of the loads, past the end of `p` into `next`, so memory streams while this
+    /// runs; without, the hardware prefetchers stream alone (see
+    /// [`Tuning::streaming_prefetch`](super::Tuning)).
     #[inline]
-    pub fn mac_tile(self, q: &[f64], stride: usize, p: &[f64], next: &[f64]) -> TileSums {
+    pub fn mac_tile(self, q: &[f64], stride: usize, p: &[f64], next: Option<&[f64]>) -> TileSums {
         let groups = p.len() / (CHUNK_BLOCKS * TILE_F64);
         assert_eq!(p.len(), CHUNK_BLOCKS * groups * TILE_F64);
         assert!(stride >= TILE_F64 && q.len() >= query_span(groups, stride, 1));
         match self {
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx512 if avx512_detected() => {
-                let next = streaming_prefetch().then_some(next);
                 // SAFETY: AVX-512F was detected just now (a cached check), and the slice
                 // lengths were checked above.
                 unsafe { super::avx512::mac_tile(q, stride, p, groups, next) }
@@ -216,9 +215,9 @@ mod tests {
         let p: Vec<f64> = (0..CHUNK_BLOCKS * groups * TILE_F64)
             .map(|i| ((i * 53 % 97) as f64 - 48.0) * 3.0)
             .collect();
-        let a = Kernel::Portable.mac_tile(&q, TILE_F64, &p, &[]);
+        let a = Kernel::Portable.mac_tile(&q, TILE_F64, &p, None);
         let k = Kernel::detect();
-        let b = k.mac_tile(&q, TILE_F64, &p, &p);
+        let b = k.mac_tile(&q, TILE_F64, &p, Some(&p));
         let q1: Vec<f64> = q.iter().map(|x| x * -1.5).collect();
         // Both queries interleaved, group by group.
         let both: Vec<f64> = q
@@ -234,8 +233,8 @@ mod tests {
         k.mac_tile_pair(qa, 2 * TILE_F64, pa, &mut pair, pb);
         k.mac_tile_pair(qb, 2 * TILE_F64, pb, &mut pair, &[]);
         let [c, d] = pair;
-        let e = Kernel::Portable.mac_tile(&q1, TILE_F64, &p, &[]);
-        let f = k.mac_tile(&both[TILE_F64..], 2 * TILE_F64, &p, &[]);
+        let e = Kernel::Portable.mac_tile(&q1, TILE_F64, &p, None);
+        let f = k.mac_tile(&both[TILE_F64..], 2 * TILE_F64, &p, None);
         let close = |x: &TileSums, y: &TileSums| {
             (0..CHUNK_BLOCKS).all(|blk| {
                 (0..TILE).all(|i| {

@@ -8,6 +8,7 @@
 //! * [`evaluator`]: the batched body-only multiply-accumulate and inverse transforms.
 //! * [`kernel`]: the hot loop, dispatching to [`avx512`] or to its portable twin, over the
 //!   units of [`tile`], as [`cpu`] says this CPU can.
+//! * [`tuning`]: the sizes and distances of a pass, chosen per CPU family.
 //! * [`memory`]: aligned buffers, their one pool, streaming stores.
 //! * [`response`]: encoded responses written in place.
 
@@ -26,6 +27,7 @@ pub mod query;
 pub mod response;
 pub mod served;
 pub mod tile;
+pub mod tuning;
 
 pub use evaluator::{Evaluator, PassTimings, PreparedBatch};
 pub use fourier_catalog::{FourierCatalog, Progress};
@@ -33,3 +35,4 @@ pub use kernel::Kernel;
 pub use query::CheckedQuery;
 pub use response::ResponseMessage;
 pub use served::{CatalogSource, ServedCatalog};
+pub use tuning::Tuning;

@@ -10,7 +10,7 @@ use blindscore_common::{
     ProtocolError, QuantizedCatalog,
 };
 
-use super::{hint, CheckedQuery, Evaluator, FourierCatalog, Kernel, ResponseMessage};
+use super::{hint, CheckedQuery, Evaluator, FourierCatalog, Kernel, ResponseMessage, Tuning};
 
 /// The encoded hint message of a catalog (or a shard's share) in `shape`.
 fn hint_message(
@@ -35,6 +35,7 @@ pub struct ServedCatalog {
     hint_message: Bytes,
     fourier: FourierCatalog,
     kernel: Kernel,
+    tuning: Tuning,
 }
 
 /// What to build a served catalog from.
@@ -174,6 +175,7 @@ impl ServedCatalog {
             hint_message: hint_message.into(),
             fourier,
             kernel: Kernel::detect(),
+            tuning: Tuning::for_this_cpu(),
         }
     }
 
@@ -184,6 +186,11 @@ impl ServedCatalog {
         } else {
             Kernel::Portable
         };
+    }
+
+    /// Score with other tuning (the same bytes, at another speed; e.g., to compare).
+    pub fn set_tuning(&mut self, tuning: Tuning) {
+        self.tuning = tuning;
     }
 
     /// Which catalog version this is.
@@ -219,7 +226,7 @@ impl ServedCatalog {
 
     /// An evaluator over this catalog.
     pub fn evaluator(&self) -> Evaluator<'_> {
-        Evaluator::with_kernel(&self.shape, &self.fourier, self.kernel)
+        Evaluator::with_kernel(&self.shape, &self.fourier, self.kernel).with_tuning(self.tuning)
     }
 
     /// Largest encoded query this catalog accepts.
