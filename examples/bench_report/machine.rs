@@ -21,7 +21,7 @@ pub fn section(r: &mut Report, machine: &Machine, limits: &MachineLimits) {
     );
     r.line("kernels), `--bench end_to_end`, the naive tfhe-rs route (`benches/naive`, its own");
     r.line(
-        "workspace), `--bench layouts` and `--bench sharding`, then `cargo run --release --example",
+        "workspace), `--bench layouts`, `--bench sharding` and `--bench throughput` (wrk), then `cargo run --release --example",
     );
     r.line("bench_report`. Each benchmark checks what");
     r.line("it times: decrypted scores must equal the plaintext integer dot products.");

@@ -16,6 +16,7 @@ mod plot;
 mod server;
 mod sharding;
 mod targets;
+mod throughput;
 
 #[path = "../../benches/support/records.rs"]
 #[allow(dead_code)]
@@ -26,6 +27,7 @@ use std::path::PathBuf;
 use format::Report;
 use records::{
     ClientRecord, EndToEndRecord, LayoutsRecord, NaiveRecord, ScoringRecord, ShardingRecord,
+    ThroughputRecord,
 };
 
 /// Published figures from other systems, on other hardware.
@@ -79,6 +81,7 @@ fn main() -> std::io::Result<()> {
     let naive: Option<NaiveRecord> = load("naive");
     let layouts: Option<LayoutsRecord> = load("layouts");
     let sharding: Option<ShardingRecord> = load("sharding");
+    let throughput: Option<ThroughputRecord> = load("throughput");
     let first = scoring
         .as_ref()
         .map(|s| (&s.machine, &s.limits))
@@ -112,6 +115,9 @@ fn main() -> std::io::Result<()> {
     }
     if let Some(s) = &sharding {
         sharding::section(&mut r, s);
+    }
+    if let Some(t) = &throughput {
+        throughput::section(&mut r, t);
     }
     if let Some(s) = &scoring {
         bytes::section(&mut r, s);

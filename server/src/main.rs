@@ -256,6 +256,12 @@ fn main() -> anyhow::Result<()> {
         )
         .init();
     let cli = Cli::parse();
+    // The scan's threads by name (`scan-N`, beside tokio's `tokio-runtime-w`), so that an
+    // operator's per-thread CPU figures tell scoring from serving.
+    rayon::ThreadPoolBuilder::new()
+        .thread_name(|i| format!("scan-{i}"))
+        .build_global()
+        .context("starting the scan's threads")?;
     match cli.command {
         Some(Command::Build(args)) => build(args),
         command => {

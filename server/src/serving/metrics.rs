@@ -35,6 +35,8 @@ pub struct Metrics {
     queries_scored: AtomicU64,
     batches: AtomicU64,
     scoring_micros: AtomicU64,
+    /// Passes and their microseconds, by the number of queries scored together.
+    passes_by_size: Mutex<BTreeMap<usize, (u64, u64)>>,
     busy_rejections: AtomicU64,
     swaps: AtomicU64,
     peak_swap_resident: AtomicU64,
@@ -54,6 +56,13 @@ impl Metrics {
         self.batches.fetch_add(1, Ordering::Relaxed);
         self.scoring_micros
             .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+        let mut map = self
+            .passes_by_size
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let (passes, micros) = map.entry(queries).or_default();
+        *passes += 1;
+        *micros += took.as_micros() as u64;
     }
 
     /// Count a query refused because the queue was full.
@@ -119,6 +128,36 @@ impl Metrics {
             "# HELP blindscore_scoring_seconds_total Time spent scoring.\n# TYPE blindscore_scoring_seconds_total counter\nblindscore_scoring_seconds_total {}",
             self.scoring_micros.load(Ordering::Relaxed) as f64 / 1e6
         );
+        // The passes by size: what a pass of a given batch takes in service, to compare
+        // with the scoring benchmark's pass of the same batch.
+        let by_size: Vec<(usize, (u64, u64))> = self
+            .passes_by_size
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(&size, &figures)| (size, figures))
+            .collect();
+        let _ = writeln!(
+            out,
+            "# HELP blindscore_passes_total Passes over a catalog, by the queries scored together.\n# TYPE blindscore_passes_total counter"
+        );
+        for (size, (passes, _)) in &by_size {
+            let _ = writeln!(
+                out,
+                "blindscore_passes_total{{queries=\"{size}\"}} {passes}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP blindscore_pass_seconds_total Time spent in passes, by the queries scored together.\n# TYPE blindscore_pass_seconds_total counter"
+        );
+        for (size, (_, micros)) in &by_size {
+            let _ = writeln!(
+                out,
+                "blindscore_pass_seconds_total{{queries=\"{size}\"}} {}",
+                *micros as f64 / 1e6
+            );
+        }
         counter(
             &mut out,
             "blindscore_busy_rejections_total",
