@@ -3,13 +3,14 @@
 //! [`serving`] for company, and is scored in one pass over the catalog by [`scan`]. It holds
 //! no key of any kind, and this crate does not depend on the client.
 //!
-//! * [`http`]: the router, its layers (rate limits, API keys, tokens, time limits), the
-//!   handlers, the generated OpenAPI document, TLS.
+//! * [`http`]: the router, its layers (rate limits, API keys, tokens, time limits, CORS),
+//!   the handlers, the generated OpenAPI document, TLS.
 //! * [`serving`]: the catalogs by name and version, building versions, batching queries,
 //!   metrics.
 //! * [`scan`]: the Fourier catalog, the exact hint, the evaluator and its kernels.
 //! * [`load`]: catalog files (`.npy` with ids, JSON Lines) to quantized items.
 //! * [`access`]: API keys and quotas, bearer tokens, token buckets, forwarded addresses.
+//! * [`origins`]: the web origins whose pages may call the API from a browser (CORS).
 //!
 //! `unsafe` code lives only in the scan's kernel and memory modules.
 #![deny(unsafe_code, unsafe_op_in_unsafe_fn)]
@@ -18,6 +19,7 @@ pub mod access;
 pub mod artefact;
 pub mod http;
 pub mod load;
+pub mod origins;
 pub mod scan;
 pub mod serving;
 

@@ -21,6 +21,7 @@ use blindscore_server::artefact::{
 use blindscore_server::http::serve;
 use blindscore_server::http::tls::server_config_from_files;
 use blindscore_server::load::{demo_items, read_ids, read_jsonl, read_npy, LoadedItems};
+use blindscore_server::origins::AllowedOrigins;
 use blindscore_server::serving::metrics::process_memory;
 use blindscore_server::serving::{
     plan_entry, AppState, BatchConfig, ServiceConfig, SpaceDeclaration,
@@ -186,6 +187,15 @@ struct ServiceArgs {
     /// every catalog request needs a key in the x-api-key header.
     #[arg(long, env = "BLINDSCORE_API_KEYS")]
     api_keys: Option<PathBuf>,
+    /// An origin whose web pages may call the API from a browser (CORS), as a browser
+    /// sends it: https://shop.example. Repeatable; `*` allows every origin. None by default.
+    #[arg(
+        long = "allow-origin",
+        value_name = "ORIGIN",
+        env = "BLINDSCORE_ALLOW_ORIGINS",
+        value_delimiter = ','
+    )]
+    allow_origins: Vec<String>,
 }
 
 /// The catalogs to load from files, and how to encode them.
@@ -349,6 +359,7 @@ fn service_config(args: &ServiceArgs) -> anyhow::Result<ServiceConfig> {
             Some(path) => Some(Arc::new(ApiKeys::load(path).map_err(anyhow::Error::msg)?)),
             None => None,
         },
+        cors: AllowedOrigins::parse(&args.allow_origins).map_err(anyhow::Error::msg)?,
         ..ServiceConfig::default()
     })
 }

@@ -6,12 +6,14 @@
 //! * [`catalogs`]: catalog info, artefacts, scoring. [`admin`]: catalog replacement.
 //!   [`info`]: health, readiness, metrics, parameters, transparency, the API document.
 //! * [`layers`]: request ids and logs, rate limits, API keys and quotas, tokens, time
-//!   limits. [`body`]: body limits. [`error`]: the error answer.
+//!   limits. [`cors`]: the origins whose pages may call the API. [`body`]: body limits.
+//!   [`error`]: the error answer.
 //! * [`openapi`]: the generated document. [`tls`]: the TLS listener.
 
 pub mod admin;
 pub mod body;
 pub mod catalogs;
+pub mod cors;
 pub mod error;
 pub mod info;
 pub mod layers;
@@ -38,10 +40,10 @@ use layers::{
     charge_quota, observe, rate_limit, require_api_key, require_metrics_token, with_timeout,
 };
 
-/// The router: public routes under a request timeout, the catalog routes under the
-/// per-address rate limits and the API keys (each score request charged to its app's
-/// quota), the admin route under the rate limits and its own time limit, request ids,
-/// metrics and logs on everything.
+/// The router: public routes under a request timeout (and CORS for the origins the
+/// operator allows), the catalog routes under the per-address rate limits and the API keys
+/// (each score request charged to its app's quota), the admin route under the rate limits
+/// and its own time limit, request ids, metrics and logs on everything.
 ///
 /// The rate limits need each connection's peer address: serve the router with [`serve`]
 /// (or `into_make_service_with_connect_info::<SocketAddr>()`). Served without it while
@@ -104,6 +106,14 @@ fn routes(state: &Arc<AppState>) -> OpenApiRouter<Arc<AppState>> {
         .layer(middleware::from_fn(move |req, next| {
             with_timeout(timeout, req, next)
         }));
+    // Outside the API keys and rate limits: a browser's preflight carries neither.
+    let public = match cors::layer(&state.config.cors) {
+        Some(cors) => public.layer(cors).layer(middleware::from_fn_with_state(
+            state.clone(),
+            cors::only_allowed,
+        )),
+        None => public,
+    };
     let admin = OpenApiRouter::new()
         .routes(routes!(admin::replace_catalog))
         .layer(middleware::from_fn_with_state(state.clone(), rate_limit))

@@ -10,6 +10,7 @@ use ipnet::IpNet;
 
 use super::batcher::BatchConfig;
 use crate::access::{ApiKeys, BearerToken, ForwardedHeader, RateLimit};
+use crate::origins::AllowedOrigins;
 
 /// Settings shared by every catalog of a service.
 #[derive(Clone, Debug)]
@@ -58,6 +59,9 @@ pub struct ServiceConfig {
     /// API keys every catalog request must carry, with each app's quota; `None` for open
     /// access.
     pub api_keys: Option<Arc<ApiKeys>>,
+    /// Origins whose web pages may call the public routes from a browser (none by
+    /// default).
+    pub cors: AllowedOrigins,
 }
 
 impl Default for ServiceConfig {
@@ -80,6 +84,7 @@ impl Default for ServiceConfig {
             queries_per_version: DEFAULT_QUERIES_PER_VERSION,
             rate_limit: Some(RateLimit::default()),
             api_keys: None,
+            cors: AllowedOrigins::None,
         }
     }
 }
