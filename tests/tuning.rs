@@ -1,6 +1,6 @@
 //! The scan's tuning changes how fast a pass runs, never what it answers: the same queries
 //! scored under every CPU family's settings and under extreme ones (spans of one chunk,
-//! slices of one group, gathers of one block, no requests ahead or very far ahead) give
+//! gathers of one block, no requests ahead or very far ahead) give
 //! identical response bytes, with every kernel this CPU has, in both layouts, for a single
 //! query, an odd batch and a full batch; and those responses decrypt to the exact scores.
 
@@ -24,7 +24,6 @@ fn tunings() -> Vec<Tuning> {
     all.push(Tuning {
         span_cached_bytes: 0,
         span_min_chunks: 3,
-        group_slice: 1,
         gather_blocks: 1,
         gather_ahead: 0,
         streaming_prefetch: false,
@@ -32,13 +31,11 @@ fn tunings() -> Vec<Tuning> {
     all.push(Tuning {
         span_cached_bytes: 1 << 40,
         span_min_chunks: 1,
-        group_slice: 5,
         gather_blocks: 3,
         gather_ahead: 1,
         streaming_prefetch: true,
     });
     all.push(Tuning {
-        group_slice: 4096,
         gather_blocks: 1000,
         gather_ahead: 1000,
         ..base

@@ -15,9 +15,6 @@ pub struct Tuning {
     /// ...and is at least this many chunks long: each span reads the batch's query vectors
     /// again and hops once more from tile to tile.
     pub span_min_chunks: usize,
-    /// Groups (query ciphertexts) the batch kernel takes at a time: that slice of a chunk
-    /// stays in L1 while every pair of queries passes over it.
-    pub group_slice: usize,
     /// Blocks of one query transformed back together, so gathering their Fourier points
     /// reads one contiguous run per tile.
     pub gather_blocks: usize,
@@ -35,7 +32,6 @@ impl Tuning {
     pub const AMD: Tuning = Tuning {
         span_cached_bytes: 8 << 20,
         span_min_chunks: 32,
-        group_slice: 32,
         gather_blocks: 16,
         gather_ahead: 6,
         streaming_prefetch: false,
