@@ -195,13 +195,7 @@ fn main() {
                         let messages = &encrypted[..batch];
                         let name = format!("encrypted_b{batch}_t{threads}{suffix}");
                         // Each pass as the service runs it: the queries checked, then scored.
-                        let pass = || {
-                            let checked: Vec<CheckedQuery> = messages
-                                .iter()
-                                .map(|q| served.check_query(q.clone()).expect("a valid query"))
-                                .collect();
-                            served.score(&checked)
-                        };
+                        let pass = || support::checked_pass(&served, messages);
                         g.bench_function(&name, |b| {
                             b.iter(|| {
                                 if threads == 1 {
@@ -225,13 +219,7 @@ fn main() {
                         served.set_tuning(tuning);
                         let messages = &encrypted[..batch];
                         let name = format!("tuning_{preset}_b{batch}_t1");
-                        let pass = || {
-                            let checked: Vec<CheckedQuery> = messages
-                                .iter()
-                                .map(|q| served.check_query(q.clone()).expect("a valid query"))
-                                .collect();
-                            served.score(&checked)
-                        };
+                        let pass = || support::checked_pass(&served, messages);
                         g.bench_function(&name, |b| b.iter(|| one.install(pass)));
                         tuning_runs.push((name, preset, tuning, batch));
                     }

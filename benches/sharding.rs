@@ -100,15 +100,7 @@ async fn checked(
     let mut wrong = 0;
     for seed in 0..queries {
         let q = support::random_query(D, 1000 + seed);
-        let sealed = prepared.seal_quantized(&q).expect("seal");
-        let response = client.send(prepared, sealed.bytes).await.expect("send");
-        let scores = sealed
-            .pending
-            .decrypt(prepared, &response)
-            .expect("decrypt");
-        let expected = catalog.plaintext_scores(&q);
-        assert_eq!(scores.len(), expected.len());
-        wrong += scores.iter().zip(&expected).filter(|(a, b)| a != b).count();
+        wrong += support::send_checked(client, prepared, catalog, &q).await.1;
     }
     wrong
 }

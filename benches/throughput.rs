@@ -22,7 +22,6 @@ use std::time::Instant;
 use blindscore_client::Ranker;
 use blindscore_common::{Layout, LayoutChoice, QuantizedCatalog};
 use blindscore_server::artefact::Artefact;
-use blindscore_server::CheckedQuery;
 use support::processes::*;
 use support::records::{CpuPerQuery, Lscpu, ThroughputCase, ThroughputRecord, ThroughputRun};
 
@@ -267,11 +266,7 @@ fn reference_passes(
     let passes = (0..REFERENCE_PASSES)
         .map(|_| {
             let started = Instant::now();
-            let checked: Vec<CheckedQuery> = bodies
-                .iter()
-                .map(|q| served.check_query(q.clone()).expect("a valid query"))
-                .collect();
-            let responses = served.score(&checked);
+            let responses = support::checked_pass(served, bodies);
             let took = started.elapsed().as_secs_f64();
             drop(responses);
             took
@@ -300,18 +295,11 @@ async fn check_recorded(
     let mut wrong = 0;
     for i in 0..RECORDED {
         let q = support::random_query(D, 500 + i as u64);
-        let sealed = prepared.seal_quantized(&q).expect("seal");
+        let (bytes, wrong_here) = support::send_checked(client, prepared, catalog, &q).await;
         let path = dir.join(format!("query-{i}.bin"));
-        std::fs::write(&path, &sealed.bytes).expect("record a query");
+        std::fs::write(&path, &bytes).expect("record a query");
         files.push(path);
-        let response = client.send(prepared, sealed.bytes).await.expect("send");
-        let scores = sealed
-            .pending
-            .decrypt(prepared, &response)
-            .expect("decrypt");
-        let expected = catalog.plaintext_scores(&q);
-        assert_eq!(scores.len(), expected.len());
-        wrong += scores.iter().zip(&expected).filter(|(a, b)| a != b).count();
+        wrong += wrong_here;
     }
     (files, wrong)
 }

@@ -58,6 +58,17 @@ async fn preflight(base: &str, path: &str, origin: &str, method: &str) -> (u16, 
     (r.status().as_u16(), r.headers().clone())
 }
 
+/// A page's GET of `path` from `origin`, with the app's API key.
+async fn get(base: &str, path: &str, origin: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .get(format!("{base}{path}"))
+        .header("origin", origin)
+        .header("x-api-key", KEY)
+        .send()
+        .await
+        .unwrap()
+}
+
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
     headers
         .get(name)
@@ -75,12 +86,7 @@ fn lists(value: &str, wanted: &str) -> bool {
 async fn an_allowed_origin_is_answered_and_others_get_nothing() {
     let base = start(AllowedOrigins::parse(&[ALLOWED.to_string()]).unwrap()).await;
     let version = {
-        let r = reqwest::Client::new()
-            .get(format!("{base}/v1/catalogs/shop"))
-            .header("x-api-key", KEY)
-            .send()
-            .await
-            .unwrap();
+        let r = get(&base, "/v1/catalogs/shop", ALLOWED).await;
         let info: serde_json::Value = r.json().await.unwrap();
         info["current"]["version"].as_str().unwrap().to_string()
     };
@@ -100,14 +106,12 @@ async fn an_allowed_origin_is_answered_and_others_get_nothing() {
     assert!(header(&h, "access-control-max-age").parse::<u64>().unwrap() > 0);
 
     // Real answers name the origin and expose the headers the SDK reads.
-    let http = reqwest::Client::new();
-    let hint = http
-        .get(format!("{base}/v1/catalogs/shop/versions/{version}/hint"))
-        .header("origin", ALLOWED)
-        .header("x-api-key", KEY)
-        .send()
-        .await
-        .unwrap();
+    let hint = get(
+        &base,
+        &format!("/v1/catalogs/shop/versions/{version}/hint"),
+        ALLOWED,
+    )
+    .await;
     assert_eq!(hint.status(), 200);
     assert!(hint.headers().contains_key("etag"));
     assert_eq!(
@@ -118,7 +122,7 @@ async fn an_allowed_origin_is_answered_and_others_get_nothing() {
     assert!(lists(&exposed, "retry-after"), "{exposed}");
     assert!(lists(&exposed, "etag"), "{exposed}");
     // An error answer too, so that the page can read its code.
-    let gone = http
+    let gone = reqwest::Client::new()
         .post(format!(
             "{base}/v1/catalogs/shop/versions/{}/score",
             "0".repeat(64)
@@ -143,13 +147,7 @@ async fn an_allowed_origin_is_answered_and_others_get_nothing() {
     let (_, h) = preflight(&base, &score, other, "POST").await;
     assert!(!h.contains_key("access-control-allow-origin"), "{h:?}");
     assert!(!h.contains_key("access-control-allow-headers"), "{h:?}");
-    let r = http
-        .get(format!("{base}/v1/catalogs/shop"))
-        .header("origin", other)
-        .header("x-api-key", KEY)
-        .send()
-        .await
-        .unwrap();
+    let r = get(&base, "/v1/catalogs/shop", other).await;
     assert_eq!(r.status(), 200);
     assert!(!r.headers().contains_key("access-control-allow-origin"));
 
@@ -163,13 +161,7 @@ async fn without_allowed_origins_there_are_no_cors_headers() {
     let base = start(AllowedOrigins::None).await;
     let (_, h) = preflight(&base, "/v1/catalogs/shop", ALLOWED, "GET").await;
     assert!(!h.contains_key("access-control-allow-origin"), "{h:?}");
-    let r = reqwest::Client::new()
-        .get(format!("{base}/v1/catalogs/shop"))
-        .header("origin", ALLOWED)
-        .header("x-api-key", KEY)
-        .send()
-        .await
-        .unwrap();
+    let r = get(&base, "/v1/catalogs/shop", ALLOWED).await;
     assert_eq!(r.status(), 200);
     assert!(!r.headers().contains_key("access-control-allow-origin"));
 }

@@ -329,3 +329,36 @@ pub fn items_label(items: usize) -> String {
         n => n.to_string(),
     }
 }
+
+/// One pass as the service runs it: the encoded queries checked, then scored together.
+pub fn checked_pass(
+    served: &ServedCatalog,
+    messages: &[axum::body::Bytes],
+) -> Vec<blindscore_server::scan::ResponseMessage> {
+    let checked: Vec<blindscore_server::CheckedQuery> = messages
+        .iter()
+        .map(|q| served.check_query(q.clone()).expect("a valid query"))
+        .collect();
+    served.score(&checked)
+}
+
+/// Seal `query` for `prepared`, send it with the real client, decrypt: the sealed bytes
+/// sent and the number of scores that differ from the plaintext dot products of `catalog`.
+pub async fn send_checked(
+    client: &blindscore_client::Ranker,
+    prepared: &PreparedCatalog,
+    catalog: &QuantizedCatalog,
+    query: &[i32],
+) -> (Vec<u8>, usize) {
+    let sealed = prepared.seal_quantized(query).expect("seal");
+    let bytes = sealed.bytes.clone();
+    let response = client.send(prepared, sealed.bytes).await.expect("send");
+    let scores = sealed
+        .pending
+        .decrypt(prepared, &response)
+        .expect("decrypt");
+    let expected = catalog.plaintext_scores(query);
+    assert_eq!(scores.len(), expected.len());
+    let wrong = scores.iter().zip(&expected).filter(|(a, b)| a != b).count();
+    (bytes, wrong)
+}
