@@ -17,7 +17,8 @@ use blindscore_common::{CatalogShape, Geometry, Layout, LayoutChoice};
 use blindscore_server::scan::Tuning;
 use blindscore_server::{CheckedQuery, Kernel};
 use support::records::{
-    EncryptedRun, LayoutBytes, PassPhases, ScoringRecord, ScoringShape, TuningRun, WireWidths,
+    EncryptedRun, InterleavedTargets, LayoutBytes, PassPhases, ScoringRecord, ScoringShape,
+    TuningRun, WireWidths,
 };
 use support::{Int8Catalog, Limits};
 
@@ -113,6 +114,52 @@ fn pass_phases(
     }
 }
 
+/// Rounds of [`interleaved_targets`].
+const INTERLEAVED_ROUNDS: usize = 9;
+
+/// The targets' ratios with each pass beside its own floor probe (see
+/// [`InterleavedTargets`]): one query (`messages[0]`) and the 16 of `messages`, checked and
+/// scored as the service does, on one thread.
+fn interleaved_targets(
+    served: &blindscore_server::ServedCatalog,
+    messages: &[axum::body::Bytes],
+    one: &rayon::ThreadPool,
+) -> InterleavedTargets {
+    let buffer = support::read_probe_buffer();
+    let g = &served.shape().geometry;
+    let fmas = 2.0 * g.dimension as f64 * g.items as f64;
+    let bytes = served.fourier().memory_bytes() as f64;
+    let timed = |messages: &[axum::body::Bytes]| {
+        let started = std::time::Instant::now();
+        drop(one.install(|| support::checked_pass(served, messages)));
+        started.elapsed().as_secs_f64()
+    };
+    // A first pass of each size, untimed: it takes the pool's buffers.
+    timed(&messages[..1]);
+    timed(messages);
+    let rounds: Vec<[f64; 4]> = (0..INTERLEAVED_ROUNDS)
+        .map(|_| {
+            let bandwidth = support::read_rate(&buffer, 2);
+            let one_query = timed(&messages[..1]) / (bytes / bandwidth);
+            let fma_rate = support::fma_rate(1);
+            let batch = timed(messages) / messages.len() as f64 / (fmas / fma_rate);
+            [one_query, batch, bandwidth, fma_rate]
+        })
+        .collect();
+    let median = |i: usize| {
+        let mut v: Vec<f64> = rounds.iter().map(|r| r[i]).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    InterleavedTargets {
+        rounds: INTERLEAVED_ROUNDS,
+        one_query_over_stream_floor: median(0),
+        batch16_over_fma_floor: median(1),
+        bandwidth_bytes_per_s: median(2),
+        fma_per_s: median(3),
+    }
+}
+
 fn main() {
     let limits = Limits::measure();
     let all = rayon::current_num_threads();
@@ -176,6 +223,7 @@ fn main() {
             });
             let mut runs = Vec::new();
             let mut phases = None;
+            let mut interleaved = None;
             let portable = items == 1_000_000 && d == 128 && layout == Layout::Column;
             for kernel in [Kernel::Avx512, Kernel::Portable] {
                 if kernel == Kernel::Portable && !portable {
@@ -232,6 +280,7 @@ fn main() {
                     .map(|q| served.check_query(q.clone()).expect("a valid query"))
                     .collect();
                 phases = Some(one.install(|| pass_phases(&evaluator, &checked)));
+                interleaved = Some(interleaved_targets(&served, &encrypted, &one));
             }
             g.finish();
             served.set_kernel(Kernel::detect());
@@ -275,6 +324,7 @@ fn main() {
                 encrypted: encrypted_runs,
                 stream_floor_seconds: fourier_bytes as f64 / limits.bandwidth,
                 pass_phases_b16_t1: phases,
+                interleaved,
                 tunings,
                 fma_floor_seconds: 2.0 * d as f64 * items as f64 / limits.fma_rate,
                 build_seconds,

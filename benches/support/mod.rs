@@ -156,36 +156,15 @@ pub struct Limits {
 impl Limits {
     pub fn measure() -> Self {
         eprintln!("measuring this machine's memory bandwidth and FMA rate ...");
-        // 1 GiB, far beyond every cache, aligned to cache lines as the catalog is.
-        let mut buffer = aligned_zeros(1 << 27);
-        buffer.fill(1.0);
-        // The faster of reading with and without software prefetch: what one thread can
-        // read on this CPU, however it is asked.
-        let mut best = f64::MAX;
-        for round in 0..10 {
-            let t = Instant::now();
-            std::hint::black_box(probe::read_sum(
-                std::hint::black_box(&buffer),
-                round % 2 == 0,
-            ));
-            best = best.min(t.elapsed().as_secs_f64());
-        }
-        let bandwidth = (buffer.len() * 8) as f64 / best;
-        let mut fma_rate = 0.0f64;
-        for _ in 0..5 {
-            let t = Instant::now();
-            let (fmas, r) = probe::fma_burst(20_000_000, 1.0);
-            std::hint::black_box(r);
-            fma_rate = fma_rate.max(fmas as f64 / t.elapsed().as_secs_f64());
-        }
+        let buffer = read_probe_buffer();
         let limits = Limits {
-            bandwidth,
-            fma_rate,
+            bandwidth: read_rate(&buffer, 10),
+            fma_rate: fma_rate(5),
         };
         eprintln!(
             "machine: memory read {:.1} GB/s, {:.1} G f64 FMA/s (one thread)",
-            bandwidth / 1e9,
-            fma_rate / 1e9
+            limits.bandwidth / 1e9,
+            limits.fma_rate / 1e9
         );
         limits
     }
@@ -197,6 +176,42 @@ impl Limits {
             fma_per_s: self.fma_rate,
         }
     }
+}
+
+/// 1 GiB, far beyond every cache, aligned to cache lines as the catalog is: what
+/// [`read_rate`] reads.
+pub fn read_probe_buffer() -> blindscore_server::scan::memory::AlignedF64 {
+    let mut buffer = aligned_zeros(1 << 27);
+    buffer.fill(1.0);
+    buffer
+}
+
+/// Bytes per second one thread reads `buffer` at, the best of `rounds` reads taken in turn
+/// with and without software prefetch: what one thread can read on this CPU, however it
+/// is asked.
+pub fn read_rate(buffer: &[f64], rounds: usize) -> f64 {
+    let mut best = f64::MAX;
+    for round in 0..rounds {
+        let t = Instant::now();
+        std::hint::black_box(probe::read_sum(
+            std::hint::black_box(buffer),
+            round % 2 == 0,
+        ));
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    std::mem::size_of_val(buffer) as f64 / best
+}
+
+/// f64 FMAs per second on one thread, the best of `bursts` bursts.
+pub fn fma_rate(bursts: usize) -> f64 {
+    let mut rate = 0.0f64;
+    for _ in 0..bursts {
+        let t = Instant::now();
+        let (fmas, r) = probe::fma_burst(20_000_000, 1.0);
+        std::hint::black_box(r);
+        rate = rate.max(fmas as f64 / t.elapsed().as_secs_f64());
+    }
+    rate
 }
 
 /// f64 FMAs per second of the batch kernel (two queries against a chunk of blocks) on

@@ -70,6 +70,9 @@ pub struct ScoringShape {
     pub tunings: Vec<TuningRun>,
     /// 2 d f64 FMAs per item at the measured FMA rate.
     pub fma_floor_seconds: f64,
+    /// The two targets' ratios with each pass timed right after its own floor probe
+    /// (1M x 128, column only).
+    pub interleaved: Option<InterleavedTargets>,
     pub build_seconds: f64,
     pub fourier_bytes: usize,
     pub server_bytes_per_item: f64,
@@ -112,6 +115,21 @@ pub struct TuningRun {
     pub this_cpu: bool,
     pub batch: usize,
     pub seconds_per_query: f64,
+}
+
+/// The targets' ratios measured in rounds, each a read probe, one query's pass, an FMA
+/// burst and a 16-query pass, one thread: on a machine whose speed drifts during a run,
+/// each pass is set against the limits measured beside it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct InterleavedTargets {
+    pub rounds: usize,
+    /// Medians over the rounds of one query's pass over its round's streaming floor...
+    pub one_query_over_stream_floor: f64,
+    /// ...and of a 16-query pass per query over its round's FMA floor.
+    pub batch16_over_fma_floor: f64,
+    /// Medians of the rounds' read bandwidth (bytes per second) and FMA rate.
+    pub bandwidth_bytes_per_s: f64,
+    pub fma_per_s: f64,
 }
 
 /// Medians per query of a pass's phases.

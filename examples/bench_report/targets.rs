@@ -41,6 +41,17 @@ pub fn section(r: &mut Report, s: &ScoringRecord, e2e: Option<&EndToEndRecord>) 
         ));
     }
     r.line("");
+    if let Some(i) = column.and_then(|x| x.interleaved.as_ref()) {
+        r.line(format!(
+            "Each pass beside its own floor probe ({} rounds of a read probe, one query, an FMA burst, a 16-query pass; medians of the rounds' ratios: each pass set against the limits measured just before it, where the table's floors come from probes at the run's start): one query {} the streaming floor (read {:.1} GB/s), 16 per pass {} the FMA floor ({:.1} G FMA/s).",
+            i.rounds,
+            ratio(i.one_query_over_stream_floor, 1.0),
+            i.bandwidth_bytes_per_s / 1e9,
+            ratio(i.batch16_over_fma_floor, 1.0),
+            i.fma_per_s / 1e9
+        ));
+        r.line("");
+    }
     if let Some(x) = column.filter(|x| !x.tunings.is_empty()) {
         let runs: Vec<String> = x
             .tunings
