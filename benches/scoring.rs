@@ -356,6 +356,7 @@ fn main() {
             machine: support::machine(),
             limits: limits.record(),
             kernel_fma_per_s_in_l1: support::batch_kernel_rate(),
+            kernel_fma_per_s_on_a_tile: Some(support::batch_kernel_rate_on_a_tile()),
             threads: all,
             shapes: rows,
         },

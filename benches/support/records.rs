@@ -31,6 +31,9 @@ pub struct ScoringRecord {
     pub limits: MachineLimits,
     /// f64 FMAs per second of the batch kernel on data held in L1.
     pub kernel_fma_per_s_in_l1: f64,
+    /// The same kernel in the scan's own loop over one tile of a 16-query pass at d = 128,
+    /// its data in cache.
+    pub kernel_fma_per_s_on_a_tile: Option<f64>,
     /// Threads of the "all threads" runs.
     pub threads: usize,
     pub shapes: Vec<ScoringShape>,

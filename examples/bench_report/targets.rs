@@ -120,5 +120,17 @@ fn batch_story(r: &mut Report, s: &ScoringRecord, x: &ScoringShape) {
         100.0 * kernel / fma_rate,
         time(x.fma_floor_seconds * fma_rate / kernel),
     ));
+    if let Some(tile) = s.kernel_fma_per_s_on_a_tile {
+        r.line("");
+        r.line(format!(
+            "In the scan's own loop over one tile of the pass (a chunk a slice of groups at a \
+             time, the 8 pairs of queries passing over each slice), with the tile's data held \
+             in cache and no catalog streaming from memory, the kernel runs at {:.1} G FMA/s: \
+             {} per query for the FMAs of a pass, against the pass's {} multiply-accumulate.",
+            tile / 1e9,
+            time(x.fma_floor_seconds * fma_rate / tile),
+            time(mac),
+        ));
+    }
     r.line("");
 }
