@@ -141,7 +141,7 @@ fn interleaved_targets(
         .map(|_| {
             let bandwidth = support::read_rate(&buffer, 2);
             let one_query = timed(&messages[..1]) / (bytes / bandwidth);
-            let fma_rate = support::fma_rate(1);
+            let fma_rate = support::fma_rate(2);
             let batch = timed(messages) / messages.len() as f64 / (fmas / fma_rate);
             [one_query, batch, bandwidth, fma_rate]
         })

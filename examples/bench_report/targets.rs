@@ -43,7 +43,7 @@ pub fn section(r: &mut Report, s: &ScoringRecord, e2e: Option<&EndToEndRecord>) 
     r.line("");
     if let Some(i) = column.and_then(|x| x.interleaved.as_ref()) {
         r.line(format!(
-            "Each pass beside its own floor probe ({} rounds of a read probe, one query, an FMA burst, a 16-query pass; medians of the rounds' ratios: each pass set against the limits measured just before it, where the table's floors come from probes at the run's start): one query {} the streaming floor (read {:.1} GB/s), 16 per pass {} the FMA floor ({:.1} G FMA/s).",
+            "Each pass beside its own floor probe ({} rounds of a read probe, one query, an FMA burst, a 16-query pass; medians of the rounds' ratios: each pass set against the limits measured just before it, the best of 2 reads and 2 FMA bursts, where the table's floors come from the best of 10 and 5 at the run's start): one query {} the streaming floor (read {:.1} GB/s), 16 per pass {} the FMA floor ({:.1} G FMA/s).",
             i.rounds,
             ratio(i.one_query_over_stream_floor, 1.0),
             i.bandwidth_bytes_per_s / 1e9,
@@ -123,9 +123,10 @@ fn batch_story(r: &mut Report, s: &ScoringRecord, x: &ScoringShape) {
     if let Some(tile) = s.kernel_fma_per_s_on_a_tile {
         r.line("");
         r.line(format!(
-            "In the scan's own loop over one tile of the pass (a chunk a slice of groups at a \
+            "Over one tile of the pass as the scan cuts it (a chunk a slice of groups at a \
              time, the 8 pairs of queries passing over each slice), with the tile's data held \
-             in cache and no catalog streaming from memory, the kernel runs at {:.1} G FMA/s: \
+             in cache, no catalog streaming from memory, and without the scan's requests \
+             ahead and stores of the sums, the kernel runs at {:.1} G FMA/s: \
              {} per query for the FMAs of a pass, against the pass's {} multiply-accumulate.",
             tile / 1e9,
             time(x.fma_floor_seconds * fma_rate / tile),
