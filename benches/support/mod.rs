@@ -217,10 +217,18 @@ pub fn fma_rate(bursts: usize) -> f64 {
 /// f64 FMAs per second of the batch kernel (two queries against a chunk of blocks) on
 /// data that stays in L1: the most the kernel can do on this core, whatever memory does.
 pub fn batch_kernel_rate() -> f64 {
-    let groups = 32;
+    let rate = pair_kernel_rate(32, 32, 1, 200_000);
+    eprintln!("batch kernel on data in L1: {:.1} G f64 FMA/s", rate / 1e9);
+    rate
+}
+
+/// f64 FMAs per second of the batch kernel over a chunk of `groups` groups, taken
+/// `slice` groups at a time with `pairs` pairs of queries passing over each slice (as the
+/// scan cuts a tile), `chunks` times, the best of 5 runs. The data stays in cache.
+fn pair_kernel_rate(groups: usize, slice: usize, pairs: usize, chunks: usize) -> f64 {
     // Aligned to cache lines, as the catalog and the batch are.
     let mut p = aligned_zeros(CHUNK_BLOCKS * groups * TILE_F64);
-    let mut q = aligned_zeros(groups * 2 * TILE_F64);
+    let mut q = aligned_zeros(pairs * groups * 2 * TILE_F64);
     for (i, v) in p.iter_mut().enumerate() {
         *v = (i % 7) as f64 * 1e-3;
     }
@@ -228,22 +236,26 @@ pub fn batch_kernel_rate() -> f64 {
         *v = (i % 5) as f64 * 1e-3;
     }
     let kernel = Kernel::detect();
-    let mut sums = [TileSums::default(); 2];
-    let calls = 200_000;
+    let mut sums = vec![[TileSums::default(); 2]; pairs];
+    let at = |g: usize| g * CHUNK_BLOCKS * TILE_F64;
     let mut best = f64::MAX;
     for _ in 0..5 {
         let t = Instant::now();
-        for _ in 0..calls {
-            kernel.mac_tile_pair(std::hint::black_box(&q), 2 * TILE_F64, &p, &mut sums, &[]);
+        for _ in 0..chunks {
+            for first in (0..groups).step_by(slice) {
+                let p = &p[at(first)..at(first + slice)];
+                for (pair, two) in sums.iter_mut().enumerate() {
+                    let q = &q[(pair * groups + first) * 2 * TILE_F64..];
+                    kernel.mac_tile_pair(std::hint::black_box(q), 2 * TILE_F64, p, two, &[]);
+                }
+            }
         }
         best = best.min(t.elapsed().as_secs_f64());
     }
     std::hint::black_box(&sums);
-    // Per group: 2 queries x CHUNK_BLOCKS blocks x 4 FMAs on TILE points.
-    let fmas = calls as f64 * groups as f64 * (2 * CHUNK_BLOCKS * 4 * TILE) as f64;
-    let rate = fmas / best;
-    eprintln!("batch kernel on data in L1: {:.1} G f64 FMA/s", rate / 1e9);
-    rate
+    // Per group and pair: 2 queries x CHUNK_BLOCKS blocks x 4 FMAs on TILE points.
+    let fmas = chunks as f64 * (pairs * groups) as f64 * (2 * CHUNK_BLOCKS * 4 * TILE) as f64;
+    fmas / best
 }
 
 /// Criterion for slow, noisy measurements: ten samples of equal size.
@@ -382,43 +394,11 @@ pub async fn send_checked(
 /// scan walks it (a chunk of the catalog a slice of groups at a time, the 8 pairs of
 /// queries passing over each slice), with the tile's 256 KiB of query vectors and the
 /// chunk's 96 KiB held in cache: the scan's own loop, with no catalog streaming from
-/// memory.
-/// Its requests ahead and its stores of the sums are left out.
+/// memory. Its requests ahead and its stores of the sums are left out.
 pub fn batch_kernel_rate_on_a_tile() -> f64 {
     // The scan's cut at d = 128, column layout, 16 queries: 128 groups, the evaluator's
     // slice of 32 groups (GROUP_SLICE, kept in step by hand), 8 pairs of queries.
-    const GROUPS: usize = 128;
-    const SLICE: usize = 32;
-    const PAIRS: usize = 8;
-    let mut p = aligned_zeros(CHUNK_BLOCKS * GROUPS * TILE_F64);
-    let mut q = aligned_zeros(PAIRS * GROUPS * 2 * TILE_F64);
-    for (i, v) in p.iter_mut().enumerate() {
-        *v = (i % 7) as f64 * 1e-3;
-    }
-    for (i, v) in q.iter_mut().enumerate() {
-        *v = (i % 5) as f64 * 1e-3;
-    }
-    let kernel = Kernel::detect();
-    let mut sums = [[TileSums::default(); 2]; PAIRS];
-    let chunks = 2_000;
-    let at = |g: usize| g * CHUNK_BLOCKS * TILE_F64;
-    let mut best = f64::MAX;
-    for _ in 0..5 {
-        let t = Instant::now();
-        for _ in 0..chunks {
-            for first in (0..GROUPS).step_by(SLICE) {
-                let slice = &p[at(first)..at(first + SLICE)];
-                for (pair, two) in sums.iter_mut().enumerate() {
-                    let q = &q[(pair * GROUPS + first) * 2 * TILE_F64..];
-                    kernel.mac_tile_pair(std::hint::black_box(q), 2 * TILE_F64, slice, two, &[]);
-                }
-            }
-        }
-        best = best.min(t.elapsed().as_secs_f64());
-    }
-    std::hint::black_box(&sums);
-    let fmas = chunks as f64 * (PAIRS * GROUPS) as f64 * (2 * CHUNK_BLOCKS * 4 * TILE) as f64;
-    let rate = fmas / best;
+    let rate = pair_kernel_rate(128, 32, 8, 2_000);
     eprintln!(
         "batch kernel on a tile of a 16-query pass, in cache: {:.1} G f64 FMA/s",
         rate / 1e9
